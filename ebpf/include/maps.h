@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Every map is pinned by name under the probe's pin directory
+ * (TELEGEN_BPF_PIN_DIR, default /sys/fs/bpf/telegen-sonic). Counters are
+ * per-CPU arrays: their lookups are inlined by the JIT and need no atomics. */
+#ifndef TELEGEN_MAPS_H
+#define TELEGEN_MAPS_H
+
+#include <bpf/bpf_helpers.h>
+#include "types.h"
+
+/* Seed map: per protocol class, everything any attachment saw. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, N_CLASSES);
+	__type(key, __u32);
+	__type(value, struct counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats_percpu SEC(".maps");
+
+/* Seed map: per interface and class; key = if slot * N_CLASSES + class, the
+ * value names its ifindex and class. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_IF_SLOTS * N_CLASSES);
+	__type(key, __u32);
+	__type(value, struct labeled_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} if_stats_percpu SEC(".maps");
+
+/* Per job and class; key = job slot * N_CLASSES + class. Zeroed when a job
+ * starts, so each job counts from its own start. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS * N_CLASSES);
+	__type(key, __u32);
+	__type(value, struct labeled_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} job_stats_percpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, N_ERRORS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} errors_percpu SEC(".maps");
+
+/* Interface config by ifindex: an array for ifindex < IFCFG_ARRAY_SIZE (the
+ * common case, nearly free), a hash above. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IFCFG_ARRAY_SIZE);
+	__type(key, __u32);
+	__type(value, struct if_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ifcfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IFCFG_HASH_SIZE);
+	__type(key, __u32);
+	__type(value, struct if_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ifcfg_hash SEC(".maps");
+
+/* Probe-only state (never touched by the classifier). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_IF_SLOTS);
+	__type(key, __u32);
+	__type(value, struct iface_rec);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, struct job_rec);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} jobs SEC(".maps");
+
+#endif

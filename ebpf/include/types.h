@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Types shared by the classifier and the probe. The probe mirrors every struct
+ * here in services/probe/src/maps/layout.rs; bump TELEGEN_LAYOUT_VERSION when a
+ * layout changes, so a probe refuses pins of another layout instead of
+ * misreading them. */
+#ifndef TELEGEN_TYPES_H
+#define TELEGEN_TYPES_H
+
+#include <linux/types.h>
+
+#define TELEGEN_LAYOUT_VERSION 1
+
+/* Protocol classes: exclusive, each packet is counted in exactly one. */
+enum telegen_class {
+	CLASS_IPV4 = 0,
+	CLASS_IPV6 = 1,
+	CLASS_ICMP6 = 2,
+	CLASS_OTHER = 3,
+	N_CLASSES = 4,
+};
+
+/* Packet-size histogram: upper bounds 64, 128, 256, 512, 1024, 1518, 4096,
+ * 9216 bytes, plus +Inf. */
+#define HIST_BUCKETS 9
+
+/* Hook directions, the index into if_cfg.njobs/jobs. */
+enum telegen_dir {
+	DIR_INGRESS = 0,
+	DIR_EGRESS = 1,
+};
+
+#define MAX_IF_SLOTS 64        /* interfaces with a live attachment */
+#define MAX_JOB_SLOTS 64       /* jobs kept (running and recent history) */
+#define MAX_JOBS_PER_HOOK 8    /* jobs counted on one interface+direction */
+#define IFCFG_ARRAY_SIZE 4096  /* ifindex below this: array lookup, else hash */
+#define IFCFG_HASH_SIZE 256
+#define IPV6_EXT_MAX 6         /* bounded walk of IPv6 extension headers */
+
+/* Why a packet, or part of its accounting, could not be recorded normally.
+ * Nothing is dropped silently: each case has a counter. */
+enum telegen_err {
+	ERR_TRUNCATED = 0,    /* headers end before the ethertype says they should */
+	ERR_EXTHDR_LIMIT = 1, /* more IPv6 extension headers than IPV6_EXT_MAX */
+	ERR_NO_IFCFG = 2,     /* packet on a hook whose interface has no config */
+	ERR_IF_SLOT = 3,      /* interface counter slot out of range (overflow) */
+	ERR_JOB_SLOT = 4,     /* job counter slot out of range (overflow) */
+	ERR_GLOBAL = 5,       /* global counter lookup failed */
+	N_ERRORS = 8,
+};
+
+struct counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 hist[HIST_BUCKETS];
+};
+
+/* A counter labelled by its owner (ifindex or job slot) and class, so that
+ * `bpftool map dump` reads on its own. The labels are written by the probe. */
+struct labeled_counters {
+	__u32 owner;
+	__u32 proto;
+	struct counters c;
+};
+
+/* Hot-path configuration of one interface, keyed by ifindex. */
+struct if_cfg {
+	__u32 slot;                           /* if_stats_percpu slot */
+	__u8 valid;
+	__u8 njobs[2];                        /* per direction */
+	__u8 pad;
+	__u8 jobs[2][MAX_JOBS_PER_HOOK];      /* job slots per direction */
+};
+
+/* ---- Probe-only state, pinned beside the counters so that it has exactly
+ * their lifetime: a probe restart adopts it, a reboot clears both. ---- */
+
+struct meta {
+	__u64 created_unix_ns; /* when these pins were created: counter epoch */
+	__u32 layout_version;
+	__u32 pad;
+};
+
+/* One tc hook (ingress or egress) of an interface the probe attached to. */
+struct hook_rec {
+	__u8 attached;
+	__u8 mode;      /* 1 = tcx (link pinned under links/), 2 = tc filter */
+	__u16 pad;
+	__u32 priority; /* tc filter priority and handle, for re-adoption */
+	__u32 handle;
+};
+
+struct iface_rec {
+	__u32 ifindex;
+	__u8 used;
+	__u8 created_qdisc; /* we created clsact, so we may remove it (if empty) */
+	__u16 pad;
+	char name[16];
+	__u64 start_unix_ns; /* when this slot's counters were zeroed */
+	struct hook_rec hook[2];
+};
+
+struct job_rec {
+	__u8 id[16];
+	char port[16];
+	char iface[16];
+	__u32 ifindex;
+	__u8 state;       /* 0 free, 1 starting, 2 running, 3 stopping, 4 stopped, 5 expired, 6 failed */
+	__u8 direction;   /* bit 0 ingress, bit 1 egress */
+	__u8 mirror_mode; /* 1 erspan, 2 sonic, 3 direct, 4 placeholder */
+	__u8 attach_mode; /* 0 none, 1 tcx, 2 tc */
+	__u8 otlp_export;
+	__u8 result_detail; /* 0 summary, 1 flows */
+	__u16 pad;
+	__u32 duration_sec;
+	__u32 sample_rate;
+	__u32 pad2;
+	__u64 seq;        /* creation order, to recycle the oldest finished slot */
+	__u64 started_unix_ns;
+	__u64 expires_unix_ns;
+	__u64 stopped_unix_ns;
+	char error[160];
+	char fallback[160];
+};
+
+#endif

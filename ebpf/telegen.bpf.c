@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* telegen-sonic tc classifier: counts every packet on the hooks it is
+ * attached to, per class, per interface and per job. It never drops or
+ * changes a packet: it always returns TC_ACT_UNSPEC, so the programs after it
+ * on the hook (TCX or clsact) run as if it were not there. */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "classify.h"
+#include "count.h"
+
+static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
+{
+	int err = -1;
+	__u32 cls = classify(skb, &err);
+
+	if (err >= 0)
+		count_error(err);
+	/* Wire length: an ingress VLAN tag the kernel moved to skb->vlan_tci
+	 * still crossed the wire. */
+	__u32 len = skb->len + (skb->vlan_present ? 4 : 0);
+	count_packet(skb->ifindex, dir, cls, len);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("classifier")
+int telegen_ingress(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_INGRESS);
+}
+
+SEC("classifier")
+int telegen_egress(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_EGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,192 @@
+//! Attaching the classifier to one hook (interface + direction) and taking it
+//! off again. Attachments outlive the probe: TCX links are pinned under
+//! `<pin dir>/links/`, tc filters persist by themselves and are re-adopted
+//! from the priority/handle recorded in the `ifaces` map.
+
+use std::io;
+
+use aya::programs::{
+    links::{FdLink, Link, PinnedLink},
+    tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcError, TcHandle},
+    LinkOrder, TcAttachType,
+};
+use tracing::{debug, info, warn};
+
+use crate::datapath::Datapath;
+use crate::maps::layout::HookRec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    Tcx = 1,
+    Tc = 2,
+}
+
+impl AttachMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcx => "tcx",
+            Self::Tc => "tc",
+        }
+    }
+    pub fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(Self::Tcx),
+            2 => Some(Self::Tc),
+            _ => None,
+        }
+    }
+}
+
+pub const DIR_NAMES: [&str; 2] = ["ingress", "egress"];
+
+fn attach_type(dir: usize) -> TcAttachType {
+    if dir == 0 {
+        TcAttachType::Ingress
+    } else {
+        TcAttachType::Egress
+    }
+}
+
+/// Result of one attach: the hook record, and whether we created clsact.
+pub struct Attached {
+    pub hook: HookRec,
+    pub created_qdisc: bool,
+}
+
+impl Datapath {
+    pub fn attach_hook(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        dir: usize,
+    ) -> Result<Attached, String> {
+        match self.mode {
+            AttachMode::Tcx => self.attach_tcx(ifname, ifindex, dir),
+            AttachMode::Tc => self.attach_tc(ifname, dir),
+        }
+    }
+
+    fn attach_tcx(&mut self, ifname: &str, ifindex: u32, dir: usize) -> Result<Attached, String> {
+        let pin = self.link_pin(ifindex, dir);
+        // A stale pin for this hook (ifindex reused after the old interface
+        // went away) would make pinning fail; it is ours, remove it.
+        if pin.exists() {
+            let _ = std::fs::remove_file(&pin);
+        }
+        let prog = self.program(dir);
+        // First in the TCX chain, so that programs which redirect or drop
+        // cannot hide packets from the counter; we always pass them on.
+        let id = prog
+            .attach_with_options(
+                ifname,
+                attach_type(dir),
+                TcAttachOptions::TcxOrder(LinkOrder::first()),
+            )
+            .map_err(|e| format!("tcx attach to {ifname} {}: {e}", DIR_NAMES[dir]))?;
+        let link = prog.take_link(id).map_err(|e| e.to_string())?;
+        let fd_link: FdLink = link.try_into().map_err(|e| format!("{e}"))?;
+        fd_link
+            .pin(&pin)
+            .map_err(|e| format!("pinning tcx link at {}: {e}", pin.display()))?;
+        info!(ifname, dir = DIR_NAMES[dir], mode = "tcx", "attached");
+        Ok(Attached {
+            hook: HookRec {
+                attached: 1,
+                mode: AttachMode::Tcx as u8,
+                ..Default::default()
+            },
+            created_qdisc: false,
+        })
+    }
+
+    fn attach_tc(&mut self, ifname: &str, dir: usize) -> Result<Attached, String> {
+        let created_qdisc = match tc::qdisc_add_clsact(ifname) {
+            Ok(()) => true,
+            Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
+            Err(e) => return Err(format!("adding clsact qdisc to {ifname}: {e}")),
+        };
+        let prog = self.program(dir);
+        let opts = NlOptions {
+            priority: 0,
+            handle: TcHandle::AUTO_ASSIGN,
+            classid: None,
+        };
+        let id = prog
+            .attach_with_options(ifname, attach_type(dir), TcAttachOptions::Netlink(opts))
+            .map_err(|e| format!("tc filter attach to {ifname} {}: {e}", DIR_NAMES[dir]))?;
+        let link = prog.take_link(id).map_err(|e| e.to_string())?;
+        let priority = link.priority().map_err(|e| e.to_string())?;
+        let handle: u32 = link.handle().map_err(|e| e.to_string())?.into();
+        // Dropping the link would detach the filter; the filter must outlive
+        // this process, and is re-adopted from (priority, handle).
+        std::mem::forget(link);
+        info!(
+            ifname,
+            dir = DIR_NAMES[dir],
+            mode = "tc",
+            priority,
+            handle,
+            created_qdisc,
+            "attached"
+        );
+        Ok(Attached {
+            hook: HookRec {
+                attached: 1,
+                mode: AttachMode::Tc as u8,
+                pad: 0,
+                priority: priority.into(),
+                handle,
+            },
+            created_qdisc,
+        })
+    }
+
+    /// Remove one of our attachments. A hook that is already gone (interface
+    /// deleted, filter removed by hand) is not an error.
+    pub fn detach_hook(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        dir: usize,
+        hook: &HookRec,
+    ) -> Result<(), String> {
+        match AttachMode::from_code(hook.mode) {
+            Some(AttachMode::Tcx) => {
+                let pin = self.link_pin(ifindex, dir);
+                match PinnedLink::from_pin(&pin) {
+                    Ok(p) => {
+                        let fd: FdLink = p
+                            .unpin()
+                            .map_err(|e| format!("unpinning {}: {e}", pin.display()))?;
+                        // Closing the last fd of an unpinned link detaches it.
+                        drop(fd);
+                    }
+                    Err(e) => warn!(path = %pin.display(), error = %e, "tcx link pin already gone"),
+                }
+            }
+            Some(AttachMode::Tc) => {
+                let prio = hook.priority as u16;
+                match SchedClassifierLink::attached(
+                    ifname,
+                    attach_type(dir),
+                    prio,
+                    TcHandle::from(hook.handle),
+                    None,
+                ) {
+                    Ok(link) => {
+                        if let Err(e) = link.detach() {
+                            warn!(ifname, prio, error = %e, "tc filter already gone");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        debug!(ifname, "interface gone; its filters went with it")
+                    }
+                    Err(e) => warn!(ifname, error = %e, "cannot address tc filter"),
+                }
+            }
+            None => {}
+        }
+        info!(ifname, ifindex, dir = DIR_NAMES[dir], "detached");
+        Ok(())
+    }
+}

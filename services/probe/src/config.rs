@@ -1,0 +1,102 @@
+//! Probe configuration from the environment (SPEC section 8), validated once at
+//! start-up; every error names the variable.
+
+use std::{env, path::PathBuf};
+
+use telegen_common::{ProbeAddr, DEFAULT_PROBE_ADDR};
+
+use crate::jobs::model::MirrorMode;
+use crate::maps::layout::MAX_JOB_SLOTS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachPref {
+    Auto,
+    Tc,
+    Tcx,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: ProbeAddr,
+    pub max_jobs: u32,
+    pub pin_dir: PathBuf,
+    pub attach: AttachPref,
+    pub mirror_mode: MirrorMode,
+    pub erspan_name: String,
+    pub erspan_local: Option<String>,
+    pub erspan_remote: Option<String>,
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {msg}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub msg: String,
+}
+
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let err = |var: &'static str, msg: String| ConfigError { var, msg };
+        let listen = var("TELEGEN_PROBE_ADDR")
+            .unwrap_or_else(|| DEFAULT_PROBE_ADDR.into())
+            .parse()
+            .map_err(|e| err("TELEGEN_PROBE_ADDR", format!("{e}")))?;
+        let max_jobs = match var("TELEGEN_MAX_JOBS") {
+            None => 2,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_JOB_SLOTS / 2).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "TELEGEN_MAX_JOBS",
+                        format!("{v:?} is not a number from 1 to {}", MAX_JOB_SLOTS / 2),
+                    )
+                })?,
+        };
+        let pin_dir = PathBuf::from(
+            var("TELEGEN_BPF_PIN_DIR").unwrap_or_else(|| "/sys/fs/bpf/telegen-sonic".into()),
+        );
+        if !pin_dir.is_absolute() {
+            return Err(err(
+                "TELEGEN_BPF_PIN_DIR",
+                "must be an absolute path".into(),
+            ));
+        }
+        let attach = match var("TELEGEN_ATTACH_MODE").as_deref() {
+            None | Some("auto") => AttachPref::Auto,
+            Some("tc") => AttachPref::Tc,
+            Some("tcx") => AttachPref::Tcx,
+            Some(v) => {
+                return Err(err(
+                    "TELEGEN_ATTACH_MODE",
+                    format!("{v:?}: expected auto, tc or tcx"),
+                ))
+            }
+        };
+        let mirror_mode = match var("TELEGEN_MIRROR_MODE") {
+            None => MirrorMode::Erspan,
+            Some(v) => MirrorMode::parse(&v).map_err(|m| err("TELEGEN_MIRROR_MODE", m))?,
+        };
+        let erspan_name = var("TELEGEN_ERSPAN_NAME").unwrap_or_else(|| "erspan0".into());
+        crate::validate::ifname(&erspan_name)
+            .map_err(|e| err("TELEGEN_ERSPAN_NAME", e.to_string()))?;
+        Ok(Config {
+            listen,
+            max_jobs,
+            pin_dir,
+            attach,
+            mirror_mode,
+            erspan_name,
+            erspan_local: var("TELEGEN_ERSPAN_LOCAL"),
+            erspan_remote: var("TELEGEN_ERSPAN_REMOTE"),
+            otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .unwrap_or_else(|| "http://localhost:4317".into()),
+        })
+    }
+}

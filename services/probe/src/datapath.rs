@@ -1,0 +1,255 @@
+//! Loading the classifier: bpffs, the pin directory, a layout check of pins
+//! left by an earlier probe, and one load of the object at start (load and
+//! verify take ~100 ms; jobs only attach).
+
+use std::{
+    ffi::CString,
+    fs,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+use aya::{maps::MapInfo, programs::SchedClassifier, util::KernelVersion, Ebpf, EbpfLoader};
+use tracing::{info, warn};
+
+use crate::attach::AttachMode;
+use crate::config::{AttachPref, Config};
+use crate::maps::{layout::*, Maps, PINNED_MAPS};
+use crate::timefmt::now_ns;
+
+/// The classifier object, compiled by build.rs from ebpf/.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/telegen.bpf.o"));
+/// The empty classifier used as the baseline by `make bench`.
+pub static EMPTY_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
+
+pub const PROG_NAMES: [&str; 2] = ["telegen_ingress", "telegen_egress"];
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("{0}")]
+    Bpffs(String),
+    #[error("pinned map {path} has another layout (key {key}/value {value}/entries {entries} bytes, expected {ekey}/{evalue}/{eentries}); it was left by an incompatible probe version: stop its jobs and remove {dir}")]
+    Layout {
+        path: String,
+        dir: String,
+        key: u32,
+        value: u32,
+        entries: u32,
+        ekey: u32,
+        evalue: u32,
+        eentries: u32,
+    },
+    #[error("loading the BPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("loading program {0}: {1}")]
+    Program(&'static str, aya::programs::ProgramError),
+    #[error("opening maps: {0}")]
+    Maps(#[from] aya::maps::MapError),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Attach(String),
+}
+
+/// What the kernel offers, reported by GetInfo.
+#[derive(Debug, Clone)]
+pub struct KernelInfo {
+    pub release: String,
+    pub btf: bool,
+    pub tcx: bool,
+}
+
+impl KernelInfo {
+    pub fn probe() -> Self {
+        // SAFETY: uname fills the struct it is given.
+        let release = unsafe {
+            let mut u: libc::utsname = std::mem::zeroed();
+            if libc::uname(&mut u) == 0 {
+                std::ffi::CStr::from_ptr(u.release.as_ptr())
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                String::from("unknown")
+            }
+        };
+        let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+        KernelInfo {
+            release,
+            btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
+            tcx,
+        }
+    }
+
+    pub fn attach_modes(&self) -> Vec<&'static str> {
+        if self.tcx {
+            vec!["tcx", "tc"]
+        } else {
+            vec!["tc"]
+        }
+    }
+
+    pub fn resolve(&self, pref: AttachPref) -> Result<AttachMode, String> {
+        match pref {
+            AttachPref::Tc => Ok(AttachMode::Tc),
+            AttachPref::Auto if self.tcx => Ok(AttachMode::Tcx),
+            AttachPref::Auto => Ok(AttachMode::Tc),
+            AttachPref::Tcx if self.tcx => Ok(AttachMode::Tcx),
+            AttachPref::Tcx => Err(format!(
+                "TELEGEN_ATTACH_MODE=tcx needs kernel 6.6 or later; this is {}",
+                self.release
+            )),
+        }
+    }
+}
+
+pub struct Datapath {
+    pub ebpf: Ebpf,
+    pub maps: Maps,
+    pub pin_dir: PathBuf,
+    pub mode: AttachMode,
+    /// When the pinned counters were created (a new value means a reset).
+    pub epoch_ns: u64,
+}
+
+impl Datapath {
+    pub fn open(cfg: &Config, kernel: &KernelInfo) -> Result<Self, DatapathError> {
+        let mode = kernel.resolve(cfg.attach).map_err(DatapathError::Attach)?;
+        ensure_bpffs(&cfg.pin_dir)?;
+        fs::create_dir_all(cfg.pin_dir.join("links"))
+            .map_err(|e| DatapathError::Io(format!("creating {}: {e}", cfg.pin_dir.display())))?;
+        check_pinned_layout(&cfg.pin_dir)?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&cfg.pin_dir)
+            .load(OBJECT)?;
+        for name in PROG_NAMES {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| DatapathError::Io(format!("program {name} missing from object")))?
+                .try_into()
+                .map_err(|e| DatapathError::Program(name, e))?;
+            prog.load().map_err(|e| DatapathError::Program(name, e))?;
+        }
+        let mut maps = Maps::take(&mut ebpf)?;
+        let mut meta = maps.meta()?;
+        if meta.layout_version == 0 {
+            meta = Meta {
+                created_unix_ns: now_ns(),
+                layout_version: LAYOUT_VERSION,
+                pad: 0,
+            };
+            maps.set_meta(&meta)?;
+            info!(pin_dir = %cfg.pin_dir.display(), "created pinned maps");
+        } else {
+            info!(pin_dir = %cfg.pin_dir.display(), "reusing pinned maps; counters continue");
+        }
+        Ok(Datapath {
+            ebpf,
+            maps,
+            pin_dir: cfg.pin_dir.clone(),
+            mode,
+            epoch_ns: meta.created_unix_ns,
+        })
+    }
+
+    pub fn program(&mut self, dir: usize) -> &mut SchedClassifier {
+        self.ebpf
+            .program_mut(PROG_NAMES[dir])
+            .and_then(|p| p.try_into().ok())
+            .expect("both programs were loaded in open()")
+    }
+
+    pub fn link_pin(&self, ifindex: u32, dir: usize) -> PathBuf {
+        self.pin_dir
+            .join("links")
+            .join(format!("tcx_{ifindex}_{}", ["ingress", "egress"][dir]))
+    }
+}
+
+fn statfs_type(path: &Path) -> Option<i64> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into the zeroed struct it is given.
+    unsafe {
+        let mut s: libc::statfs = std::mem::zeroed();
+        (libc::statfs(c.as_ptr(), &mut s) == 0).then_some(s.f_type as i64)
+    }
+}
+
+/// The pin directory must be on bpffs. On a fresh host /sys/fs/bpf exists but
+/// nothing is mounted there: mount it (under a lock, so that two probes
+/// starting together do not stack two instances).
+fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
+    let existing = pin_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    if statfs_type(existing) == Some(BPF_FS_MAGIC) {
+        return Ok(());
+    }
+    let root = Path::new("/sys/fs/bpf");
+    if !pin_dir.starts_with(root) {
+        return Err(DatapathError::Bpffs(format!(
+            "TELEGEN_BPF_PIN_DIR {} is not on a bpf filesystem",
+            pin_dir.display()
+        )));
+    }
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/telegen-sonic-bpffs.lock")
+        .map_err(|e| DatapathError::Bpffs(format!("lock for mounting bpffs: {e}")))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an fd we own; released when `lock` is dropped.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    if statfs_type(root) == Some(BPF_FS_MAGIC) {
+        return Ok(());
+    }
+    warn!("bpffs is not mounted at /sys/fs/bpf; mounting it");
+    let src = CString::new("bpf").unwrap();
+    let target = CString::new("/sys/fs/bpf").unwrap();
+    let opts = CString::new("mode=0700").unwrap();
+    // SAFETY: all pointers are valid NUL-terminated strings.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(DatapathError::Bpffs(format!(
+            "bpffs is not mounted at /sys/fs/bpf and mounting it failed: {} (mount it: mount -t bpf bpf /sys/fs/bpf, or give the container -v /sys/fs/bpf:/sys/fs/bpf)",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// aya reuses pinned maps without checking their layout: check it here.
+fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
+    for (name, ekey, evalue, eentries) in PINNED_MAPS {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let info = MapInfo::from_pin(&path)?;
+        let (key, value, entries) = (info.key_size(), info.value_size(), info.max_entries());
+        if (key, value, entries) != (ekey, evalue, eentries) {
+            return Err(DatapathError::Layout {
+                path: path.display().to_string(),
+                dir: dir.display().to_string(),
+                key,
+                value,
+                entries,
+                ekey,
+                evalue,
+                eentries,
+            });
+        }
+    }
+    Ok(())
+}

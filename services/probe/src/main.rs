@@ -1,0 +1,42 @@
+use clap::Parser;
+use telegen_common::BuildInfo;
+use telegen_probe::{config::Config, jobs, server};
+use tracing::info;
+
+/// telegen-probe: loads the telegen-sonic classifier, runs jobs, serves gRPC.
+/// Configured by the environment (TELEGEN_PROBE_ADDR, TELEGEN_BPF_PIN_DIR,
+/// TELEGEN_MAX_JOBS, TELEGEN_ATTACH_MODE, TELEGEN_MIRROR_MODE, ...).
+#[derive(Parser)]
+#[command(name = "telegen-probe", version = BuildInfo::long_version())]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Cli::parse();
+    telegen_common::init_logging();
+    let cfg = Config::from_env()?;
+    let b = BuildInfo::CURRENT;
+    info!(
+        version = b.version,
+        commit = b.commit,
+        built = b.date,
+        "telegen-probe starting"
+    );
+    let mgr = jobs::JobManager::new(cfg).await?;
+    if !mgr.datapath_enabled() {
+        info!(reason = %mgr.dp_reason, "datapath off: the API works, jobs run in placeholder mode");
+    }
+    tokio::spawn(jobs::expiry_loop(mgr.clone()));
+    server::serve(mgr, shutdown_signal()).await?;
+    info!("stopped; attachments, counters and jobs stay pinned for the next probe");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

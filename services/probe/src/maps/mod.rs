@@ -1,0 +1,209 @@
+//! Typed access to the pinned maps: counters (read and zeroed by slot), the
+//! classifier's interface config, and the probe's own persisted state.
+
+pub mod layout;
+
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::Ebpf;
+
+use layout::*;
+
+/// Names of every map the object pins, with the expected key/value sizes and
+/// entry counts (checked against existing pins before they are reused).
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 9] = [
+    (
+        "stats_percpu",
+        4,
+        std::mem::size_of::<Counters>() as u32,
+        N_CLASSES,
+    ),
+    (
+        "if_stats_percpu",
+        4,
+        std::mem::size_of::<LabeledCounters>() as u32,
+        MAX_IF_SLOTS * N_CLASSES,
+    ),
+    (
+        "job_stats_percpu",
+        4,
+        std::mem::size_of::<LabeledCounters>() as u32,
+        MAX_JOB_SLOTS * N_CLASSES,
+    ),
+    ("errors_percpu", 4, 8, N_ERRORS),
+    (
+        "ifcfg",
+        4,
+        std::mem::size_of::<IfCfg>() as u32,
+        IFCFG_ARRAY_SIZE,
+    ),
+    ("ifcfg_hash", 4, std::mem::size_of::<IfCfg>() as u32, 256),
+    ("meta", 4, std::mem::size_of::<Meta>() as u32, 1),
+    (
+        "ifaces",
+        4,
+        std::mem::size_of::<IfaceRec>() as u32,
+        MAX_IF_SLOTS,
+    ),
+    (
+        "jobs",
+        4,
+        std::mem::size_of::<JobRec>() as u32,
+        MAX_JOB_SLOTS,
+    ),
+];
+
+pub type ClassCounters = [Counters; N_CLASSES as usize];
+
+pub struct Maps {
+    stats: PerCpuArray<MapData, Counters>,
+    if_stats: PerCpuArray<MapData, LabeledCounters>,
+    job_stats: PerCpuArray<MapData, LabeledCounters>,
+    errors: PerCpuArray<MapData, u64>,
+    ifcfg: Array<MapData, IfCfg>,
+    ifcfg_hash: HashMap<MapData, u32, IfCfg>,
+    meta: Array<MapData, Meta>,
+    ifaces: Array<MapData, IfaceRec>,
+    jobs: Array<MapData, JobRec>,
+    ncpus: usize,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, MapError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| MapError::InvalidName {
+        name: name.to_string(),
+    })?;
+    T::try_from(map)
+}
+
+impl Maps {
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapError> {
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| {
+            MapError::SyscallError(aya::sys::SyscallError {
+                call: "nr_cpus",
+                io_error: e,
+            })
+        })?;
+        Ok(Maps {
+            stats: take(ebpf, "stats_percpu")?,
+            if_stats: take(ebpf, "if_stats_percpu")?,
+            job_stats: take(ebpf, "job_stats_percpu")?,
+            errors: take(ebpf, "errors_percpu")?,
+            ifcfg: take(ebpf, "ifcfg")?,
+            ifcfg_hash: take(ebpf, "ifcfg_hash")?,
+            meta: take(ebpf, "meta")?,
+            ifaces: take(ebpf, "ifaces")?,
+            jobs: take(ebpf, "jobs")?,
+            ncpus,
+        })
+    }
+
+    pub fn global(&self) -> Result<ClassCounters, MapError> {
+        let mut out = ClassCounters::default();
+        for (class, slot) in out.iter_mut().enumerate() {
+            for v in self.stats.get(&(class as u32), 0)?.iter() {
+                slot.add(v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn sum_slot(
+        map: &PerCpuArray<MapData, LabeledCounters>,
+        slot: u32,
+    ) -> Result<ClassCounters, MapError> {
+        let mut out = ClassCounters::default();
+        for (class, c) in out.iter_mut().enumerate() {
+            for v in map.get(&(slot * N_CLASSES + class as u32), 0)?.iter() {
+                c.add(&v.c);
+            }
+        }
+        Ok(out)
+    }
+
+    fn zero_slot(
+        ncpus: usize,
+        map: &mut PerCpuArray<MapData, LabeledCounters>,
+        slot: u32,
+        owner: u32,
+    ) -> Result<(), MapError> {
+        for class in 0..N_CLASSES {
+            let v = LabeledCounters {
+                owner,
+                proto: class,
+                c: Counters::default(),
+            };
+            let values = PerCpuValues::try_from(vec![v; ncpus])?;
+            map.set(slot * N_CLASSES + class, values, 0)?;
+        }
+        Ok(())
+    }
+
+    pub fn iface_counters(&self, slot: u32) -> Result<ClassCounters, MapError> {
+        Self::sum_slot(&self.if_stats, slot)
+    }
+
+    pub fn job_counters(&self, slot: u32) -> Result<ClassCounters, MapError> {
+        Self::sum_slot(&self.job_stats, slot)
+    }
+
+    /// Zero an interface slot's counters and label them with the ifindex.
+    pub fn reset_iface(&mut self, slot: u32, ifindex: u32) -> Result<(), MapError> {
+        Self::zero_slot(self.ncpus, &mut self.if_stats, slot, ifindex)
+    }
+
+    /// Zero a job slot's counters, so the job counts from its own start.
+    pub fn reset_job(&mut self, slot: u32) -> Result<(), MapError> {
+        Self::zero_slot(self.ncpus, &mut self.job_stats, slot, slot)
+    }
+
+    pub fn errors(&self) -> Result<Vec<u64>, MapError> {
+        (0..N_ERRORS)
+            .map(|i| Ok(self.errors.get(&i, 0)?.iter().sum()))
+            .collect()
+    }
+
+    pub fn set_ifcfg(&mut self, ifindex: u32, cfg: &IfCfg) -> Result<(), MapError> {
+        if ifindex < IFCFG_ARRAY_SIZE {
+            self.ifcfg.set(ifindex, cfg, 0)
+        } else {
+            self.ifcfg_hash.insert(ifindex, cfg, 0)
+        }
+    }
+
+    pub fn clear_ifcfg(&mut self, ifindex: u32) -> Result<(), MapError> {
+        if ifindex < IFCFG_ARRAY_SIZE {
+            self.ifcfg.set(ifindex, IfCfg::default(), 0)
+        } else {
+            match self.ifcfg_hash.remove(&ifindex) {
+                Err(MapError::KeyNotFound) => Ok(()),
+                r => r,
+            }
+        }
+    }
+
+    pub fn meta(&self) -> Result<Meta, MapError> {
+        self.meta.get(&0, 0)
+    }
+
+    pub fn set_meta(&mut self, m: &Meta) -> Result<(), MapError> {
+        self.meta.set(0, m, 0)
+    }
+
+    pub fn iface_rec(&self, slot: u32) -> Result<IfaceRec, MapError> {
+        self.ifaces.get(&slot, 0)
+    }
+
+    pub fn set_iface_rec(&mut self, slot: u32, r: &IfaceRec) -> Result<(), MapError> {
+        self.ifaces.set(slot, r, 0)
+    }
+
+    pub fn job_rec(&self, slot: u32) -> Result<JobRec, MapError> {
+        self.jobs.get(&slot, 0)
+    }
+
+    pub fn set_job_rec(&mut self, slot: u32, r: &JobRec) -> Result<(), MapError> {
+        self.jobs.set(slot, r, 0)
+    }
+}

@@ -1,0 +1,76 @@
+//! Serving: the Probe service plus grpc.health.v1 and server reflection (v1
+//! and v1alpha, so grpcurl 1.8 works without .proto files), on a unix socket
+//! (mode 0660) or TCP.
+
+use std::{os::unix::fs::PermissionsExt, sync::Arc};
+
+use anyhow::Context;
+use telegen_common::ProbeAddr;
+use telegen_proto::v1::probe_server::ProbeServer;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::Server;
+use tracing::info;
+
+use crate::api::ProbeService;
+use crate::jobs::JobManager;
+
+pub async fn serve(
+    mgr: Arc<JobManager>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ProbeServer<ProbeService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(telegen_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(telegen_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let router = Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ProbeServer::new(ProbeService::new(Arc::clone(&mgr))));
+
+    match &mgr.cfg.listen {
+        ProbeAddr::Unix(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            // A socket left by a crashed probe: only a socket file is removed.
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                use std::os::unix::fs::FileTypeExt;
+                anyhow::ensure!(
+                    meta.file_type().is_socket(),
+                    "{} exists and is not a socket",
+                    path.display()
+                );
+                std::fs::remove_file(path)
+                    .with_context(|| format!("removing stale {}", path.display()))?;
+            }
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("binding {}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+            info!(addr = %mgr.cfg.listen, "serving gRPC");
+            router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+                .await?;
+            let _ = std::fs::remove_file(path);
+        }
+        ProbeAddr::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            info!(addr = %listener.local_addr()?, "serving gRPC");
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Input validation shared by every entry point. Errors are typed so the API
+//! layer maps them to INVALID_ARGUMENT with a message for a person.
+
+use crate::jobs::model::{Direction, MirrorMode};
+
+/// Longest accepted duration: a week. Longer jobs should use 0 (until stopped).
+pub const MAX_DURATION_SEC: u32 = 7 * 24 * 3600;
+pub const DEFAULT_DURATION_SEC: u32 = 120;
+const IFNAMSIZ: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    #[error("port is required")]
+    PortMissing,
+    #[error("port name is {0} bytes long; interface names are at most 15 bytes")]
+    PortTooLong(usize),
+    #[error("port name {0:?} contains characters other than letters, digits, '_', '.', '-'")]
+    PortChars(String),
+    #[error("port {0:?} does not exist on this host")]
+    PortUnknown(String),
+    #[error("direction {0:?} is not one of ingress, egress, both")]
+    Direction(String),
+    #[error(
+        "duration_sec {0} is above the maximum of {MAX_DURATION_SEC} (use 0 to run until stopped)"
+    )]
+    Duration(u32),
+    #[error("{0}")]
+    MirrorMode(String),
+    #[error("sample_rate must be at least 1")]
+    SampleRate,
+    #[error("result_detail {0:?} is not one of summary, flows")]
+    ResultDetail(String),
+    #[error("sample_rate applies to flow tracking, which this build does not have yet; use 1 or leave it out")]
+    SampleRateUnsupported,
+    #[error("result_detail {0:?} is not supported by this build yet; use summary")]
+    NotSupported(String),
+    #[error("filters are not supported by this build yet; remove the filters field")]
+    FiltersUnsupported,
+    #[error("job id {0:?} is not a UUID")]
+    JobId(String),
+}
+
+/// A Linux interface name we are willing to handle: 1..=15 bytes of
+/// `[A-Za-z0-9_.-]`, not `.` or `..`. Stricter than the kernel on purpose: no
+/// shell or path metacharacters ever reach a log line, a pin path or netlink.
+pub fn ifname(name: &str) -> Result<&str, InvalidInput> {
+    if name.is_empty() {
+        return Err(InvalidInput::PortMissing);
+    }
+    if name.len() >= IFNAMSIZ {
+        return Err(InvalidInput::PortTooLong(name.len()));
+    }
+    let ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok || name == "." || name == ".." {
+        return Err(InvalidInput::PortChars(truncate(name, 64)));
+    }
+    Ok(name)
+}
+
+pub fn direction(s: &str) -> Result<Direction, InvalidInput> {
+    Direction::parse(s).ok_or_else(|| InvalidInput::Direction(truncate(s, 64)))
+}
+
+pub fn duration(d: Option<u32>) -> Result<u32, InvalidInput> {
+    match d {
+        None => Ok(DEFAULT_DURATION_SEC),
+        Some(d) if d > MAX_DURATION_SEC => Err(InvalidInput::Duration(d)),
+        Some(d) => Ok(d),
+    }
+}
+
+pub fn mirror_mode(s: &str, default: MirrorMode) -> Result<MirrorMode, InvalidInput> {
+    if s.is_empty() {
+        return Ok(default);
+    }
+    MirrorMode::parse(s).map_err(InvalidInput::MirrorMode)
+}
+
+pub fn job_id(s: &str) -> Result<uuid::Uuid, InvalidInput> {
+    uuid::Uuid::parse_str(s).map_err(|_| InvalidInput::JobId(truncate(s, 64)))
+}
+
+/// Echo user input in errors without letting it grow the message unbounded.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = s[..end].to_string();
+    if end < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        assert!(ifname("Ethernet0").is_ok());
+        assert!(ifname("PortChannel0001").is_ok());
+        assert!(ifname("veth-a.10").is_ok());
+        assert_eq!(ifname(""), Err(InvalidInput::PortMissing));
+        assert_eq!(ifname(&"x".repeat(16)), Err(InvalidInput::PortTooLong(16)));
+        assert_eq!(
+            ifname(&"x".repeat(200)),
+            Err(InvalidInput::PortTooLong(200))
+        );
+        for bad in ["eth0;rm", "a b", "$(id)", "a/b", "..", "`x`", "é"] {
+            assert!(
+                matches!(ifname(bad), Err(InvalidInput::PortChars(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_and_directions() {
+        assert_eq!(duration(None), Ok(120));
+        assert_eq!(duration(Some(0)), Ok(0));
+        assert!(duration(Some(MAX_DURATION_SEC + 1)).is_err());
+        assert_eq!(direction("both"), Ok(Direction::Both));
+        assert!(direction("sideways").is_err());
+    }
+
+    #[test]
+    fn truncates_on_char_boundary() {
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}
