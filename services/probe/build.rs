@@ -14,6 +14,7 @@ fn main() {
     let objects = [
         ("telegen.bpf.c", "telegen.bpf.o"),
         ("bench/empty.bpf.c", "empty.bpf.o"),
+        ("bench/seed_like.bpf.c", "seed_like.bpf.o"),
     ];
     for (src, obj) in objects {
         let status = Command::new(&clang)

@@ -54,15 +54,19 @@ pub struct Attached {
 }
 
 impl Datapath {
+    /// `first_prio`: the lowest priority of the filters already on the tc
+    /// hook, if any (the caller asks netlink); ours goes in front of them so
+    /// that a filter which ends the chain cannot hide packets from the counter.
     pub fn attach_hook(
         &mut self,
         ifname: &str,
         ifindex: u32,
         dir: usize,
+        first_prio: Option<u16>,
     ) -> Result<Attached, String> {
         match self.mode {
             AttachMode::Tcx => self.attach_tcx(ifname, ifindex, dir),
-            AttachMode::Tc => self.attach_tc(ifname, dir),
+            AttachMode::Tc => self.attach_tc(ifname, dir, first_prio),
         }
     }
 
@@ -99,15 +103,32 @@ impl Datapath {
         })
     }
 
-    fn attach_tc(&mut self, ifname: &str, dir: usize) -> Result<Attached, String> {
+    fn attach_tc(
+        &mut self,
+        ifname: &str,
+        dir: usize,
+        first_prio: Option<u16>,
+    ) -> Result<Attached, String> {
         let created_qdisc = match tc::qdisc_add_clsact(ifname) {
             Ok(()) => true,
             Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
             Err(e) => return Err(format!("adding clsact qdisc to {ifname}: {e}")),
         };
         let prog = self.program(dir);
+        // Alone on the hook: the kernel's default (49152) leaves room for
+        // others. Behind existing filters: just in front of the first one.
+        // A foreign filter at priority 1 cannot be preceded; we then run
+        // after it (and say so in the log).
+        let priority = match first_prio {
+            None => 0,
+            Some(p) if p > 1 => p - 1,
+            Some(_) => {
+                warn!(ifname, dir = DIR_NAMES[dir], "a filter at priority 1 runs before the counter; packets it ends are not counted");
+                0
+            }
+        };
         let opts = NlOptions {
-            priority: 0,
+            priority,
             handle: TcHandle::AUTO_ASSIGN,
             classid: None,
         };

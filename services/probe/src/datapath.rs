@@ -22,6 +22,10 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// The empty classifier used as the baseline by `make bench`.
 pub static EMPTY_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
+/// The seed project's program shape (per-proto array + per-ifindex per-CPU
+/// hash), the second baseline of `make bench`.
+pub static SEED_LIKE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seed_like.bpf.o"));
 
 pub const PROG_NAMES: [&str; 2] = ["telegen_ingress", "telegen_egress"];
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;

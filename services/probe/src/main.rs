@@ -1,7 +1,7 @@
 use clap::Parser;
 use telegen_common::BuildInfo;
 use telegen_probe::{config::Config, jobs, server};
-use tracing::info;
+use tracing::{info, warn};
 
 /// telegen-probe: loads the telegen-sonic classifier, runs jobs, serves gRPC.
 /// Configured by the environment (TELEGEN_PROBE_ADDR, TELEGEN_BPF_PIN_DIR,
@@ -27,10 +27,27 @@ async fn main() -> anyhow::Result<()> {
         info!(reason = %mgr.dp_reason, "datapath off: the API works, jobs run in placeholder mode");
     }
     tokio::spawn(jobs::expiry_loop(mgr.clone()));
-    server::serve(mgr, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut serving = tokio::spawn(server::serve(mgr, async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::select! {
+        r = &mut serving => r??,
+        _ = shutdown_signal() => {
+            let _ = stop_tx.send(());
+            // Graceful shutdown waits for clients; an open WatchCounters
+            // stream must not keep a probe that was told to stop alive.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut serving).await {
+                Ok(r) => r??,
+                Err(_) => warn!(grace = ?SHUTDOWN_GRACE, "clients still connected; exiting anyway"),
+            }
+        }
+    }
     info!("stopped; attachments, counters and jobs stay pinned for the next probe");
     Ok(())
 }
+
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

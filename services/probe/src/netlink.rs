@@ -66,6 +66,31 @@ impl Netlink {
         Ok(n)
     }
 
+    /// The lowest (first-run) priority among the tc filters on one clsact
+    /// hook of `ifindex` (dir 0 ingress, 1 egress), None when it has none.
+    pub async fn first_filter_prio(
+        &self,
+        ifindex: u32,
+        dir: usize,
+    ) -> Result<Option<u16>, rtnetlink::Error> {
+        let req = self.handle.traffic_filter(ifindex as i32).get();
+        let req = if dir == 0 {
+            req.ingress()
+        } else {
+            req.egress()
+        };
+        match req.execute().try_collect::<Vec<_>>().await {
+            Ok(filters) => Ok(filters
+                .iter()
+                .map(|m| (m.header.info >> 16) as u16)
+                .filter(|&p| p > 0)
+                .min()),
+            // No clsact qdisc yet: no filters.
+            Err(e) if is_errno(&e, libc::EINVAL) || is_errno(&e, libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delete the clsact qdisc of `ifindex` (only ever one we created).
     pub async fn delete_clsact(&self, ifindex: u32) -> Result<(), rtnetlink::Error> {
         let mut req = self.handle.qdisc().del(ifindex as i32);

@@ -49,6 +49,20 @@ impl JobManager {
             .await
             .map_err(|e| format!("interface lookup: {e}"))?
             .ok_or_else(|| format!("interface {ifindex} disappeared"))?;
+        let mut first_prio = [None, None];
+        if inner
+            .dp
+            .as_ref()
+            .is_some_and(|dp| dp.mode == AttachMode::Tc)
+        {
+            for (dir, prio) in first_prio.iter_mut().enumerate() {
+                *prio = self
+                    .netlink
+                    .first_filter_prio(ifindex, dir)
+                    .await
+                    .map_err(|e| format!("listing tc filters: {e}"))?;
+            }
+        }
         let dp = inner.dp.as_mut().expect("checked above");
         let s = match existing {
             Some(s) => s,
@@ -86,10 +100,10 @@ impl JobManager {
             .map_err(|e| format!("writing interface config: {e}"))?;
         let mut rec = inner.ifaces[s];
         let mut result = Ok(());
-        for dir in 0..2 {
+        for (dir, slots) in want.iter().enumerate() {
             let attached = rec.hook[dir].attached != 0;
-            if !want[dir].is_empty() && !attached {
-                match dp.attach_hook(&name, ifindex, dir) {
+            if !slots.is_empty() && !attached {
+                match dp.attach_hook(&name, ifindex, dir, first_prio[dir]) {
                     Ok(a) => {
                         rec.hook[dir] = a.hook;
                         rec.created_qdisc |= a.created_qdisc as u8;
@@ -99,7 +113,7 @@ impl JobManager {
                         break;
                     }
                 }
-            } else if want[dir].is_empty() && attached {
+            } else if slots.is_empty() && attached {
                 dp.detach_hook(&name, ifindex, dir, &rec.hook[dir])?;
                 rec.hook[dir] = HookRec::default();
             }
@@ -119,19 +133,20 @@ impl JobManager {
         let mut rec = inner.ifaces[s];
         let dp = inner.dp.as_mut().expect("caller checked");
         let name = self.netlink.ifname(rec.ifindex).await.ok().flatten();
-        for dir in 0..2 {
-            if rec.hook[dir].attached == 0 {
+        let ifindex = rec.ifindex;
+        for (dir, hook) in rec.hook.iter_mut().enumerate() {
+            if hook.attached == 0 {
                 continue;
             }
             if let Some(name) = &name {
-                if let Err(e) = dp.detach_hook(name, rec.ifindex, dir, &rec.hook[dir]) {
-                    warn!(ifindex = rec.ifindex, dir = DIR_NAMES[dir], error = %e, "detach");
+                if let Err(e) = dp.detach_hook(name, ifindex, dir, hook) {
+                    warn!(ifindex, dir = DIR_NAMES[dir], error = %e, "detach");
                 }
-            } else if AttachMode::from_code(rec.hook[dir].mode) == Some(AttachMode::Tcx) {
+            } else if AttachMode::from_code(hook.mode) == Some(AttachMode::Tcx) {
                 // Interface gone: its TCX link is defunct; drop our pin.
-                let _ = std::fs::remove_file(dp.link_pin(rec.ifindex, dir));
+                let _ = std::fs::remove_file(dp.link_pin(ifindex, dir));
             }
-            rec.hook[dir] = HookRec::default();
+            *hook = HookRec::default();
         }
         if let Err(e) = dp.maps.clear_ifcfg(rec.ifindex) {
             warn!(ifindex = rec.ifindex, error = %e, "clearing interface config");

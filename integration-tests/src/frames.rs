@@ -1,0 +1,167 @@
+//! Hand-built Ethernet frames of exact sizes, sent with AF_PACKET raw sockets
+//! from inside a network namespace.
+
+use std::{ffi::CString, fs::File, os::fd::AsRawFd};
+
+const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+fn eth(ethertype: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(128);
+    f.extend_from_slice(&DST);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+fn pad_to(mut f: Vec<u8>, len: usize) -> Vec<u8> {
+    assert!(
+        f.len() <= len,
+        "frame headers ({}) exceed requested size {len}",
+        f.len()
+    );
+    f.resize(len, 0xab);
+    f
+}
+
+fn ipv4_header(proto: u8, total_len: usize) -> Vec<u8> {
+    let mut h = vec![
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    h[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
+    let mut sum = 0u32;
+    for c in h.chunks(2) {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    h
+}
+
+fn ipv6_header(next: u8, payload_len: usize) -> Vec<u8> {
+    let mut h = vec![0x60, 0, 0, 0];
+    h.extend_from_slice(&(payload_len as u16).to_be_bytes());
+    h.push(next);
+    h.push(64);
+    h.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    h.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    h
+}
+
+/// IPv4/UDP frame of exactly `len` bytes (>= 42).
+pub fn ipv4_udp(len: usize) -> Vec<u8> {
+    let mut f = eth(0x0800);
+    f.extend(ipv4_header(17, len - 14));
+    f.extend_from_slice(&[0x30, 0x39, 0x00, 0x09]);
+    f.extend_from_slice(&((len - 34) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    pad_to(f, len)
+}
+
+/// 802.1Q-tagged (VLAN `vid`) IPv4/UDP frame of exactly `len` bytes on the wire.
+pub fn vlan_ipv4_udp(vid: u16, len: usize) -> Vec<u8> {
+    let inner = ipv4_udp(len - 4);
+    let mut f = eth(0x8100);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&inner[12..]);
+    f
+}
+
+/// IPv6/TCP frame of exactly `len` bytes (>= 74).
+pub fn ipv6_tcp(len: usize) -> Vec<u8> {
+    let mut f = eth(0x86dd);
+    f.extend(ipv6_header(6, len - 54));
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&443u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&50000u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02;
+    f.extend(tcp);
+    pad_to(f, len)
+}
+
+/// ICMPv6 echo request of exactly `len` bytes (>= 62).
+pub fn icmp6(len: usize) -> Vec<u8> {
+    let mut f = eth(0x86dd);
+    f.extend(ipv6_header(58, len - 54));
+    f.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
+    pad_to(f, len)
+}
+
+/// ICMPv6 behind a hop-by-hop and a destination-options header (>= 78 bytes).
+pub fn icmp6_ext(len: usize) -> Vec<u8> {
+    let mut f = eth(0x86dd);
+    f.extend(ipv6_header(0, len - 54));
+    f.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]); // HBH -> DstOpts, PadN
+    f.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]); // DstOpts -> ICMPv6
+    f.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
+    pad_to(f, len)
+}
+
+/// ARP request (class "other"), 42 bytes.
+pub fn arp() -> Vec<u8> {
+    let mut f = eth(0x0806);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 2]);
+    f
+}
+
+/// Send `frames` out of `ifname` inside namespace `ns_path`, from a thread
+/// that joins the namespace (setns affects only the calling thread).
+pub fn send(ns_path: &str, ifname: &str, frames: &[Vec<u8>]) -> anyhow::Result<()> {
+    let (ns_path, ifname, frames) = (ns_path.to_string(), ifname.to_string(), frames.to_vec());
+    std::thread::spawn(move || send_here(&ns_path, &ifname, &frames))
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender thread panicked"))?
+}
+
+fn send_here(ns_path: &str, ifname: &str, frames: &[Vec<u8>]) -> anyhow::Result<()> {
+    let ns = File::open(ns_path)?;
+    // SAFETY: plain syscalls on fds we own; buffers outlive the calls.
+    unsafe {
+        anyhow::ensure!(
+            libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) == 0,
+            "setns {ns_path}: {}",
+            std::io::Error::last_os_error()
+        );
+        let name = CString::new(ifname)?;
+        let ifindex = libc::if_nametoindex(name.as_ptr());
+        anyhow::ensure!(ifindex != 0, "no interface {ifname} in {ns_path}");
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        anyhow::ensure!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&DST);
+        let mut result = Ok(());
+        for f in frames {
+            let n = libc::sendto(
+                fd,
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            if n != f.len() as isize {
+                result = Err(anyhow::anyhow!(
+                    "sendto: {}",
+                    std::io::Error::last_os_error()
+                ));
+                break;
+            }
+        }
+        libc::close(fd);
+        result
+    }
+}
