@@ -32,9 +32,23 @@ pub struct Probe {
 impl Probe {
     /// Start a probe in `ns` in direct mode, with `extra` environment.
     pub async fn start(ns: &Netns, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(ns, extra, &[]).await
+    }
+
+    /// Like `start`, run through `wrapper` inside the namespace (e.g. setpriv
+    /// to drop privileges); the socket directory is then world-writable.
+    pub async fn start_with(
+        ns: &Netns,
+        extra: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> anyhow::Result<Self> {
         let id = unique_id();
         let dir = PathBuf::from(format!("/tmp/telegen-test-{id}"));
         std::fs::create_dir_all(&dir)?;
+        if !wrapper.is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        }
         let socket = dir.join("probe.sock");
         let pin_dir = PathBuf::from(format!("/sys/fs/bpf/telegen-test-{id}"));
         let mut env: HashMap<String, String> = [
@@ -57,11 +71,11 @@ impl Probe {
             pin_dir,
             env,
         };
-        p.spawn(&[]).await?;
+        p.spawn(wrapper).await?;
         Ok(p)
     }
 
-    /// (Re)start the process; `wrapper` runs before nsenter (e.g. setpriv).
+    /// (Re)start the process; `wrapper` runs between nsenter and the probe.
     pub async fn spawn(&mut self, wrapper: &[&str]) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -73,12 +87,9 @@ impl Probe {
             "{} not built (cargo build --workspace)",
             probe.display()
         );
-        let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
-        argv.extend([
-            "nsenter".into(),
-            format!("--net={}", self.ns_path),
-            probe.display().to_string(),
-        ]);
+        let mut argv: Vec<String> = vec!["nsenter".into(), format!("--net={}", self.ns_path)];
+        argv.extend(wrapper.iter().map(|s| s.to_string()));
+        argv.push(probe.display().to_string());
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .envs(&self.env)

@@ -12,15 +12,7 @@ fn git(args: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn release_name(tag: &str) -> Option<String> {
-    let v = tag.strip_prefix('v')?;
-    let parts: Vec<&str> = v.split('.').collect();
-    let numeric = parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    numeric.then(|| format!("release/mark-v{}", parts.join("-")))
-}
+include!("src/release.rs");
 
 fn main() {
     let version = std::env::var("TELEGEN_VERSION").ok().unwrap_or_else(|| {

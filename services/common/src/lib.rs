@@ -2,6 +2,7 @@
 //! version, the probe address and how to connect to it, and logging setup.
 
 pub mod addr;
+pub mod release;
 pub mod version;
 
 pub use addr::{connect_probe, ProbeAddr, DEFAULT_PROBE_ADDR};
@@ -15,4 +16,24 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release::release_name;
+
+    #[test]
+    fn release_tags_map_to_release_mark() {
+        assert_eq!(
+            release_name("v1.2.3").as_deref(),
+            Some("release/mark-v1-2-3")
+        );
+        assert_eq!(
+            release_name("v10.0.12").as_deref(),
+            Some("release/mark-v10-0-12")
+        );
+        for not in ["1.2.3", "v1.2", "v1.2.3-rc1", "v1..3", "vx.y.z", "v1.2.3.4"] {
+            assert_eq!(release_name(not), None, "{not}");
+        }
+    }
 }

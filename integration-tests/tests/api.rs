@@ -1,0 +1,347 @@
+//! The probe's gRPC contract: validation and status codes, the concurrency
+//! cap under parallel calls, reflection and health, the datapath-less
+//! (unprivileged) mode, and the embedded version.
+
+use futures::future::join_all;
+use telegen_integration_tests::{
+    netns::{Netns, Veth},
+    probe::{bin_dir, Probe},
+    sh,
+};
+use telegen_proto::v1::{self as pb, Filters};
+use tonic::Code;
+
+fn req(port: &str, direction: &str) -> pb::StartJobRequest {
+    pb::StartJobRequest {
+        port: port.into(),
+        direction: direction.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn parallel_starts_respect_the_cap() {
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[("TELEGEN_MAX_JOBS", "2")])
+        .await
+        .unwrap();
+    let calls = (0..10).map(|_| {
+        let mut c = probe.client();
+        let r = req(&veth.port, "ingress");
+        async move { c.start_job(r).await }
+    });
+    let results = join_all(calls).await;
+    let ok: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(ok.len(), 2, "exactly two start");
+    assert_eq!(refused.len(), 8);
+    for e in refused {
+        assert_eq!(e.code(), Code::ResourceExhausted);
+        assert_eq!(
+            e.message(),
+            "At most 2 concurrent jobs are allowed. Try again later."
+        );
+    }
+    // The cap frees when a job stops.
+    let first = ok[0].get_ref().job_id.clone();
+    probe.wait_status(&first, "running").await.unwrap();
+    assert_eq!(probe.stop_job(&first).await.unwrap().status, "stopped");
+    probe.start_job(&veth.port, "egress").await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let mut c = probe.client();
+    let long = "x".repeat(200);
+    let port = veth.port.as_str();
+    let cases: Vec<(pb::StartJobRequest, &str)> = vec![
+        (req("", "ingress"), "port is required"),
+        (req("nosuch0", "ingress"), "does not exist"),
+        (req(&long, "ingress"), "at most 15 bytes"),
+        (req("eth0;reboot", "ingress"), "contains characters"),
+        (req("$(id)", "ingress"), "contains characters"),
+        (req("a b", "ingress"), "contains characters"),
+        (req("../etc", "ingress"), "contains characters"),
+        (req(port, "sideways"), "direction"),
+        (req(port, ""), "direction"),
+        (
+            pb::StartJobRequest {
+                duration_sec: Some(u32::MAX),
+                ..req(port, "ingress")
+            },
+            "duration_sec",
+        ),
+        (
+            pb::StartJobRequest {
+                mirror_mode: "bogus".into(),
+                ..req(port, "ingress")
+            },
+            "mirror mode",
+        ),
+        (
+            pb::StartJobRequest {
+                sample_rate: Some(0),
+                ..req(port, "ingress")
+            },
+            "sample_rate",
+        ),
+        (
+            pb::StartJobRequest {
+                result_detail: "pcaplike".into(),
+                ..req(port, "ingress")
+            },
+            "not supported",
+        ),
+        (
+            pb::StartJobRequest {
+                filters: Some(Filters {
+                    dscp: vec![46],
+                    ..Default::default()
+                }),
+                ..req(port, "ingress")
+            },
+            "filters",
+        ),
+    ];
+    for (r, needle) in cases {
+        let what = format!(
+            "{:?}/{:?}",
+            r.port.chars().take(20).collect::<String>(),
+            r.direction
+        );
+        let err = c.start_job(r).await.expect_err(&what);
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{what}: {}",
+            err.message()
+        );
+        assert!(
+            err.message().contains(needle),
+            "{what}: {:?} lacks {needle:?}",
+            err.message()
+        );
+        assert!(
+            err.message().len() < 200,
+            "bounded message: {}",
+            err.message()
+        );
+    }
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let e = c
+        .get_job(pb::GetJobRequest {
+            job_id: unknown.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = c
+        .stop_job(pb::StopJobRequest {
+            job_id: unknown.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = c
+        .get_results(pb::GetResultsRequest { job_id: unknown })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = c
+        .get_job(pb::GetJobRequest {
+            job_id: "not-a-uuid;ls".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // Nothing was created: no job, no attachment, no qdisc, no counters.
+    assert!(c
+        .list_jobs(pb::ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs
+        .is_empty());
+    assert_eq!(
+        std::fs::read_dir(probe.pin_dir.join("links"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert!(!ns
+        .exec("tc", &["qdisc", "show", "dev", port])
+        .unwrap()
+        .contains("clsact"));
+    assert!(probe.snapshot().await.unwrap().interfaces.is_empty());
+}
+
+#[tokio::test]
+async fn stop_is_idempotent_and_list_shows_history() {
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let job = probe.start_job(&veth.port, "both").await.unwrap();
+    let first = probe.stop_job(&job.job_id).await.unwrap();
+    let second = probe.stop_job(&job.job_id).await.unwrap();
+    assert_eq!(
+        (first.status.as_str(), second.status.as_str()),
+        ("stopped", "stopped")
+    );
+    assert_eq!(first.stopped_at, second.stopped_at);
+    let jobs = probe
+        .client()
+        .list_jobs(pb::ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job_id, job.job_id);
+}
+
+#[tokio::test]
+async fn reflection_and_health_answer() {
+    let ns = Netns::new("tgp").unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(probe.channel());
+    for service in ["", "telegen.v1.Probe"] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving
+        );
+    }
+    // Reflection v1, with a tonic client.
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let mut refl = ServerReflectionClient::new(probe.channel());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("no service list")
+    };
+    assert!(list.service.iter().any(|s| s.name == "telegen.v1.Probe"));
+    // Reflection v1alpha, with grpcurl as an operator would use it.
+    let sock = probe.socket.display().to_string();
+    let out = sh(
+        "grpcurl",
+        &[
+            "-plaintext",
+            "-authority",
+            "localhost",
+            "-unix",
+            &sock,
+            "list",
+        ],
+    )
+    .unwrap();
+    assert!(out.contains("telegen.v1.Probe"), "{out}");
+    let out = sh(
+        "grpcurl",
+        &[
+            "-plaintext",
+            "-authority",
+            "localhost",
+            "-unix",
+            &sock,
+            "telegen.v1.Probe/GetInfo",
+        ],
+    )
+    .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["datapathEnabled"], true);
+}
+
+/// Without privileges the probe still serves the whole API; GetInfo says why
+/// the datapath is off; placeholder jobs run; direct jobs are refused.
+#[tokio::test]
+async fn unprivileged_probe_serves_placeholder_jobs() {
+    let ns = Netns::new("tgp").unwrap();
+    let drop_privs = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+    ];
+    let probe = Probe::start_with(&ns, &[("TELEGEN_MIRROR_MODE", "erspan")], &drop_privs)
+        .await
+        .unwrap();
+    let mut c = probe.client();
+    let info = c
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!info.datapath_enabled);
+    assert!(!info.datapath_reason.is_empty());
+    // Seed rule: erspan not configured -> placeholder, and the job says why.
+    let job = c
+        .start_job(req("lo", "ingress"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.mirror_mode, "placeholder");
+    assert_eq!(job.interface, "erspan0");
+    assert!(
+        job.fallback_reason.contains("TELEGEN_ERSPAN_LOCAL"),
+        "{}",
+        job.fallback_reason
+    );
+    let job = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert_eq!(job.attach_mode, "");
+    let r = probe.results(&job.job_id).await.unwrap();
+    assert_eq!(r.packets_total, 0);
+    assert_eq!(r.by_proto.len(), 4);
+    let direct = pb::StartJobRequest {
+        mirror_mode: "direct".into(),
+        ..req("lo", "ingress")
+    };
+    let e = c.start_job(direct).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("datapath"), "{}", e.message());
+    assert_eq!(probe.stop_job(&job.job_id).await.unwrap().status, "stopped");
+}
+
+#[test]
+fn version_is_embedded() {
+    let out = sh(
+        bin_dir().join("telegen-probe").to_str().unwrap(),
+        &["--version"],
+    )
+    .unwrap();
+    let line = out.trim();
+    let rest = line.strip_prefix("telegen-probe ").expect(line);
+    assert!(
+        rest.starts_with("dev (commit ") || rest.starts_with("release/mark-v"),
+        "{line}"
+    );
+    let date = rest.rsplit("built ").next().unwrap().trim_end_matches(')');
+    assert!(
+        date.len() == 20 && date.ends_with('Z') && date.as_bytes()[10] == b'T',
+        "UTC date: {date}"
+    );
+}
