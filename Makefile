@@ -1,0 +1,85 @@
+# telegen-sonic. `make run` runs a demo, `make test` tests it; both install
+# what is missing first (scripts/install-deps.sh).
+
+CARGO ?= cargo
+# cargo from rustup may be missing from a non-login PATH (CI, sudo).
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build run test fmt lint bench clean
+
+help:
+	@echo "make run    build (release) and run the probe on a demo veth pair (as root; placeholder mode otherwise)"
+	@echo "make test   build and run every test (needs root: network namespaces and BPF)"
+	@echo "make build  cargo build --workspace --release"
+	@echo "make fmt    cargo fmt --all"
+	@echo "make lint   rustfmt check and clippy -D warnings"
+	@echo "make bench  per-packet cost and throughput figures (target/release/telegen-bench, as root)"
+	@echo "make deps   install the missing build/test dependencies (apt, pip, rustup)"
+	@echo "make clean  cargo clean"
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace --release
+
+# PORT=<ifname> runs on an existing port instead of the demo veth pair.
+run: build
+	@scripts/run.sh
+
+# The tests create network namespaces and load BPF programs, so the test
+# binaries run as root. As a user with sudo, cargo builds as that user and only
+# the test binaries run under sudo (a cargo target runner), so target/ stays
+# the user's.
+test: deps
+	$(CARGO) build --workspace
+	@set -e; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		if ! command -v sudo >/dev/null 2>&1; then \
+			echo "make test: the tests need root (they create network namespaces and load BPF programs)." >&2; \
+			echo "make test: run it as root: su -c 'make test'" >&2; \
+			exit 1; \
+		fi; \
+		sudo -n true 2>/dev/null || sudo -v || { echo "make test: sudo failed; run make test as root" >&2; exit 1; }; \
+		echo "make test: not root: the test binaries run under sudo"; \
+		triple=$$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z.-' 'A-Z__'); \
+		export "CARGO_TARGET_$${triple}_RUNNER=sudo -E env PATH=$$PATH"; \
+	fi; \
+	export TELEGEN_BIN_DIR="$(CURDIR)/target/debug"; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "+ cargo nextest run --workspace --no-fail-fast"; \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		echo "+ cargo test --workspace --no-fail-fast (cargo-nextest not installed)"; \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+fmt:
+	$(CARGO) fmt --all
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: deps
+	$(CARGO) build --release --workspace
+	@set -e; \
+	bin="$(CURDIR)/target/release/telegen-bench"; \
+	if [ ! -x "$$bin" ]; then \
+		echo "make bench: $$bin was not built (integration-tests/src/bin/telegen-bench.rs)" >&2; \
+		exit 1; \
+	fi; \
+	export TELEGEN_BIN_DIR="$(CURDIR)/target/release"; \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		"$$bin" $(BENCH_ARGS); \
+	elif command -v sudo >/dev/null 2>&1; then \
+		echo "make bench: not root: running under sudo"; \
+		sudo -E env "PATH=$$PATH" "$$bin" $(BENCH_ARGS); \
+	else \
+		echo "make bench: needs root (it loads BPF programs and creates network namespaces)" >&2; \
+		exit 1; \
+	fi
+
+clean:
+	$(CARGO) clean
