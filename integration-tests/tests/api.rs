@@ -297,7 +297,11 @@ async fn unprivileged_probe_serves_placeholder_jobs() {
         .unwrap()
         .into_inner();
     assert!(!info.datapath_enabled);
-    assert!(!info.datapath_reason.is_empty());
+    assert!(
+        info.datapath_reason.contains("CAP_BPF"),
+        "{}",
+        info.datapath_reason
+    );
     // Seed rule: erspan not configured -> placeholder, and the job says why.
     let job = c
         .start_job(req("lo", "ingress"))

@@ -33,6 +33,8 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
     #[error("{0}")]
+    Privileges(String),
+    #[error("{0}")]
     Bpffs(String),
     #[error("pinned map {path} has another layout (key {key}/value {value}/entries {entries} bytes, expected {ekey}/{evalue}/{eentries}); it was left by an incompatible probe version: stop its jobs and remove {dir}")]
     Layout {
@@ -120,6 +122,7 @@ pub struct Datapath {
 impl Datapath {
     pub fn open(cfg: &Config, kernel: &KernelInfo) -> Result<Self, DatapathError> {
         let mode = kernel.resolve(cfg.attach).map_err(DatapathError::Attach)?;
+        check_capabilities()?;
         ensure_bpffs(&cfg.pin_dir)?;
         fs::create_dir_all(cfg.pin_dir.join("links"))
             .map_err(|e| DatapathError::Io(format!("creating {}: {e}", cfg.pin_dir.display())))?;
@@ -231,6 +234,29 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
         )));
     }
     Ok(())
+}
+
+/// Say plainly when the process lacks the privileges (a bare EPERM from
+/// bpf(2) tells an operator nothing).
+fn check_capabilities() -> Result<(), DatapathError> {
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_BPF: u32 = 39;
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(eff) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    else {
+        return Ok(()); // cannot tell; let the syscalls decide
+    };
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    if has(CAP_NET_ADMIN) && (has(CAP_BPF) || has(CAP_SYS_ADMIN)) {
+        return Ok(());
+    }
+    Err(DatapathError::Privileges(format!(
+        "the probe lacks CAP_BPF and CAP_NET_ADMIN (effective capabilities {eff:#x}); run it as root or with --cap-add BPF --cap-add NET_ADMIN (CAP_SYS_ADMIN on kernels < 5.8)"
+    )))
 }
 
 /// aya reuses pinned maps without checking their layout: check it here.
