@@ -14,6 +14,14 @@ fn git(args: &[&str]) -> Option<String> {
 
 include!("src/release.rs");
 
+/// A build-script directive to cargo (cargo reads them from stdout).
+macro_rules! cargo {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), "cargo:{}", format_args!($($arg)*)).expect("stdout to cargo");
+    }};
+}
+
 fn main() {
     let version = std::env::var("TELEGEN_VERSION").ok().unwrap_or_else(|| {
         git(&["describe", "--tags", "--exact-match", "HEAD"])
@@ -32,18 +40,18 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_else(|| "unknown".into())
     });
-    println!("cargo:rustc-env=TELEGEN_BUILD_VERSION={version}");
-    println!("cargo:rustc-env=TELEGEN_BUILD_COMMIT={commit}");
-    println!("cargo:rustc-env=TELEGEN_BUILD_DATE={date}");
+    cargo!("rustc-env=TELEGEN_BUILD_VERSION={version}");
+    cargo!("rustc-env=TELEGEN_BUILD_COMMIT={commit}");
+    cargo!("rustc-env=TELEGEN_BUILD_DATE={date}");
     for var in ["TELEGEN_VERSION", "TELEGEN_COMMIT", "TELEGEN_BUILD_DATE"] {
-        println!("cargo:rerun-if-env-changed={var}");
+        cargo!("rerun-if-env-changed={var}");
     }
     // Re-run when HEAD moves or a tag appears.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/refs/tags");
+        cargo!("rerun-if-changed={dir}/HEAD");
+        cargo!("rerun-if-changed={dir}/refs/tags");
         if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{head_ref}");
+            cargo!("rerun-if-changed={dir}/{head_ref}");
         }
     }
 }

@@ -2,6 +2,14 @@
 //! OUT_DIR; the probe embeds the objects, so images need no compiler.
 use std::{env, path::PathBuf, process::Command};
 
+/// A build-script directive to cargo (cargo reads them from stdout).
+macro_rules! cargo {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), "cargo:{}", format_args!($($arg)*)).expect("stdout to cargo");
+    }};
+}
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let ebpf = manifest.join("../../ebpf");
@@ -31,6 +39,6 @@ fn main() {
             });
         assert!(status.success(), "clang failed on ebpf/{src}");
     }
-    println!("cargo:rerun-if-changed={}", ebpf.display());
-    println!("cargo:rerun-if-env-changed=CLANG");
+    cargo!("rerun-if-changed={}", ebpf.display());
+    cargo!("rerun-if-env-changed=CLANG");
 }
