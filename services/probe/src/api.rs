@@ -26,6 +26,9 @@ impl From<JobError> for Status {
     fn from(e: JobError) -> Status {
         let msg = e.to_string();
         match e {
+            // Valid requests for what this build cannot do yet: the gateway
+            // answers them with 400 not_supported rather than invalid input.
+            JobError::Invalid(ref i) if i.is_not_supported() => Status::unimplemented(msg),
             JobError::Invalid(_) => Status::invalid_argument(msg),
             JobError::NotFound(_) => Status::not_found(msg),
             JobError::Capacity(_) => Status::resource_exhausted(msg),

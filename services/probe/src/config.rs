@@ -26,6 +26,10 @@ pub struct Config {
     pub erspan_local: Option<String>,
     pub erspan_remote: Option<String>,
     pub otlp_endpoint: String,
+    /// Group given the unix socket (mode 0660), so that the unprivileged
+    /// gateway and exporter can connect: TELEGEN_PROBE_SOCKET_GROUP, a group
+    /// name or a numeric gid. Unset: the probe's own group.
+    pub socket_gid: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +90,15 @@ impl Config {
         let erspan_name = var("TELEGEN_ERSPAN_NAME").unwrap_or_else(|| "erspan0".into());
         crate::validate::ifname(&erspan_name)
             .map_err(|e| err("TELEGEN_ERSPAN_NAME", e.to_string()))?;
+        let socket_gid = match var("TELEGEN_PROBE_SOCKET_GROUP") {
+            None => None,
+            Some(g) => Some(
+                resolve_group(&g, "/etc/group")
+                    .map_err(|m| err("TELEGEN_PROBE_SOCKET_GROUP", m))?,
+            ),
+        };
         Ok(Config {
+            socket_gid,
             listen,
             max_jobs,
             pin_dir,
@@ -98,5 +110,42 @@ impl Config {
             otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .unwrap_or_else(|| "http://localhost:4317".into()),
         })
+    }
+}
+
+/// A group name or numeric gid, resolved through the group file (no NSS: the
+/// probe runs in a minimal container where /etc/group is what there is).
+fn resolve_group(g: &str, group_file: &str) -> Result<u32, String> {
+    if let Ok(gid) = g.parse::<u32>() {
+        return Ok(gid);
+    }
+    let text = std::fs::read_to_string(group_file)
+        .map_err(|e| format!("{g:?} is not a gid and {group_file} is unreadable: {e}"))?;
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let gid = f.nth(1)?.parse::<u32>().ok()?;
+            (name == g).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| format!("no group named {g:?} in {group_file}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_group;
+
+    #[test]
+    fn socket_group_by_name_or_gid() {
+        let dir = std::env::temp_dir().join(format!("telegen-group-{}", std::process::id()));
+        std::fs::write(&dir, "root:x:0:\ntelegen:x:997:gw\n").unwrap();
+        let f = dir.to_str().unwrap();
+        assert_eq!(resolve_group("997", f), Ok(997));
+        assert_eq!(resolve_group("telegen", f), Ok(997));
+        assert!(resolve_group("nope", f)
+            .unwrap_err()
+            .contains("no group named"));
+        std::fs::remove_file(&dir).unwrap();
     }
 }

@@ -56,6 +56,10 @@ pub async fn serve(
             let listener = tokio::net::UnixListener::bind(path)
                 .with_context(|| format!("binding {}", path.display()))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+            if let Some(gid) = mgr.cfg.socket_gid {
+                std::os::unix::fs::chown(path, None, Some(gid))
+                    .with_context(|| format!("giving {} to gid {gid}", path.display()))?;
+            }
             info!(addr = %mgr.cfg.listen, "serving gRPC");
             router
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)

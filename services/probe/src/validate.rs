@@ -40,6 +40,16 @@ pub enum InvalidInput {
     JobId(String),
 }
 
+impl InvalidInput {
+    /// Well-formed, but asks for a feature this build does not have yet.
+    pub fn is_not_supported(&self) -> bool {
+        matches!(
+            self,
+            Self::SampleRateUnsupported | Self::NotSupported(_) | Self::FiltersUnsupported
+        )
+    }
+}
+
 /// A Linux interface name we are willing to handle: 1..=15 bytes of
 /// `[A-Za-z0-9_.-]`, not `.` or `..`. Stricter than the kernel on purpose: no
 /// shell or path metacharacters ever reach a log line, a pin path or netlink.

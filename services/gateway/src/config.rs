@@ -1,0 +1,167 @@
+//! Gateway configuration from the environment (SPEC section 8), validated once
+//! at start-up; every error names the variable.
+
+use std::{env, net::SocketAddr, time::Duration};
+
+use telegen_common::{ProbeAddr, DEFAULT_PROBE_ADDR};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Largest accepted request body. A start request is a few hundred bytes; this
+/// leaves room for long filter lists and nothing else.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub probe: ProbeAddr,
+    /// Bearer token required on every route but /healthz when set.
+    pub token: Option<String>,
+    /// Deadline of one probe call; past it the answer is 503.
+    pub rpc_timeout: Duration,
+    pub body_limit: usize,
+}
+
+impl std::fmt::Debug for Config {
+    // Never print the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("probe", &self.probe)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("rpc_timeout", &self.rpc_timeout)
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {msg}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub msg: String,
+}
+
+fn err(var: &'static str, msg: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        msg: msg.into(),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    /// The same rules over any variable source, so tests need no process env.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let listen: SocketAddr = var("TELEGEN_API_LISTEN")
+            .unwrap_or_else(|| DEFAULT_LISTEN.into())
+            .trim()
+            .parse()
+            .map_err(|_| {
+                err(
+                    "TELEGEN_API_LISTEN",
+                    "expected ip:port, e.g. 127.0.0.1:8080",
+                )
+            })?;
+        let probe = var("TELEGEN_PROBE_ADDR")
+            .unwrap_or_else(|| DEFAULT_PROBE_ADDR.into())
+            .parse()
+            .map_err(|e| err("TELEGEN_PROBE_ADDR", format!("{e}")))?;
+        let token = var("TELEGEN_API_TOKEN").map(|t| t.trim().to_string());
+        if let Some(t) = &token {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(err(
+                    "TELEGEN_API_TOKEN",
+                    "must be at least 16 printable ASCII characters without spaces",
+                ));
+            }
+        }
+        if !listen.ip().is_loopback() && token.is_none() {
+            return Err(err(
+                "TELEGEN_API_LISTEN",
+                format!(
+                    "{listen} is not a loopback address; set TELEGEN_API_TOKEN to serve the \
+                     job API beyond this host"
+                ),
+            ));
+        }
+        let rpc_timeout = match var("TELEGEN_API_TIMEOUT_MS") {
+            None => Duration::from_secs(10),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (100..=300_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    err(
+                        "TELEGEN_API_TIMEOUT_MS",
+                        format!("{v:?} is not a number of milliseconds from 100 to 300000"),
+                    )
+                })?,
+        };
+        Ok(Config {
+            listen,
+            probe,
+            token,
+            rpc_timeout,
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_the_probe_socket() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.probe.to_string(), "unix:/run/telegen-sonic/probe.sock");
+        assert!(c.token.is_none());
+    }
+
+    #[test]
+    fn non_loopback_needs_a_token() {
+        let e = cfg(&[("TELEGEN_API_LISTEN", "0.0.0.0:8080")]).unwrap_err();
+        assert_eq!(e.var, "TELEGEN_API_LISTEN");
+        assert!(e.msg.contains("TELEGEN_API_TOKEN"));
+        let c = cfg(&[
+            ("TELEGEN_API_LISTEN", "0.0.0.0:8080"),
+            ("TELEGEN_API_TOKEN", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert!(c.token.is_some());
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let e = cfg(&[
+            ("TELEGEN_API_LISTEN", "[::1]:80"),
+            ("TELEGEN_API_TOKEN", "short"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "TELEGEN_API_TOKEN");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (k, v) in [
+            ("TELEGEN_API_LISTEN", "localhost"),
+            ("TELEGEN_PROBE_ADDR", "unix:relative"),
+            ("TELEGEN_API_TIMEOUT_MS", "5"),
+            ("TELEGEN_API_TIMEOUT_MS", "soon"),
+        ] {
+            assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k, "{k}={v}");
+        }
+    }
+}

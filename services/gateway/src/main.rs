@@ -1,0 +1,41 @@
+use clap::Parser;
+use telegen_common::BuildInfo;
+use telegen_gateway::Config;
+use tracing::info;
+
+/// telegen-gateway: the REST job API (SPEC section 2) over the probe's gRPC.
+/// Configured by the environment: TELEGEN_API_LISTEN (127.0.0.1:8080),
+/// TELEGEN_PROBE_ADDR (unix:/run/telegen-sonic/probe.sock), TELEGEN_API_TOKEN,
+/// TELEGEN_API_TIMEOUT_MS (10000).
+#[derive(Parser)]
+#[command(name = "telegen-gateway", version = BuildInfo::long_version())]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Cli::parse();
+    telegen_common::init_logging();
+    let cfg = Config::from_env()?;
+    let b = BuildInfo::CURRENT;
+    info!(
+        version = b.version,
+        commit = b.commit,
+        built = b.date,
+        "telegen-gateway starting"
+    );
+    telegen_gateway::serve(cfg, shutdown_signal()).await?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
