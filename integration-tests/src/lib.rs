@@ -5,6 +5,7 @@
 //! Everything here is real: the kernel, the BPF programs, the traffic.
 
 pub mod frames;
+pub mod gateway;
 pub mod netns;
 pub mod probe;
 
