@@ -58,8 +58,10 @@ declare -A PROBE=(
 	[iproute2]="cmd:ip"
 	[util-linux]="cmd:nsenter"
 	[procps]="cmd:pgrep"
+	[curl]="cmd:curl"
+	[python3]="cmd:python3"
 )
-ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps)
+ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3)
 
 present() {
 	local pkg=$1 probe=${PROBE[$1]:-}

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: runs telegen-probe in the foreground, ready to be tried with grpcurl.
+# `make run`: runs telegen-probe and telegen-gateway in the foreground, ready to
+# be tried with curl, telegenctl or grpcurl. The gateway runs unprivileged
+# (as nobody, no capabilities, when started as root).
 #
 # As root: creates a demo network namespace `telegen-demo` with a veth pair
 # (tgdemo0 here, 10.199.0.1/30 <-> tgdemo1 inside, 10.199.0.2/30), sends one
@@ -16,6 +18,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 BIN=${TELEGEN_PROBE_BIN:-target/release/telegen-probe}
+GW_BIN=${TELEGEN_GATEWAY_BIN:-target/release/telegen-gateway}
+CTL=target/release/telegenctl
 NS=telegen-demo
 HOST_IF=tgdemo0
 NS_IF=tgdemo1
@@ -32,7 +36,9 @@ die() {
 	exit 1
 }
 
-[[ -x $BIN ]] || die "$BIN is not built: run 'make run' (it builds it), or 'make build'"
+for b in "$BIN" "$GW_BIN"; do
+	[[ -x $b ]] || die "$b is not built: run 'make run' (it builds it), or 'make build'"
+done
 
 ROOT=0
 [[ $(id -u) -eq 0 ]] && ROOT=1
@@ -44,6 +50,12 @@ else
 	export TELEGEN_PROBE_ADDR=${TELEGEN_PROBE_ADDR:-unix:${XDG_RUNTIME_DIR:-/tmp}/telegen-sonic/probe.sock}
 fi
 export RUST_LOG=${RUST_LOG:-info}
+export TELEGEN_API_LISTEN=${TELEGEN_API_LISTEN:-127.0.0.1:8080}
+API=http://$TELEGEN_API_LISTEN
+# The gateway runs as nobody; the probe gives it its socket through the group.
+if ((ROOT)); then
+	export TELEGEN_PROBE_SOCKET_GROUP=${TELEGEN_PROBE_SOCKET_GROUP:-65534}
+fi
 ADDR=${TELEGEN_PROBE_ADDR:-unix:/run/telegen-sonic/probe.sock}
 
 # grpcurl over a unix socket needs -authority localhost (else the server
@@ -71,6 +83,7 @@ fi
 DEMO=0
 GEN_PID=
 PROBE_PID=
+GW_PID=
 
 demo_down() {
 	# Deleting one end of a veth pair deletes both.
@@ -81,37 +94,43 @@ demo_down() {
 stop_demo_jobs() {
 	# Stop the jobs on the demo port before the port goes away, so the pinned
 	# state holds no job for a deleted interface.
-	command -v grpcurl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 || return 0
+	command -v curl >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1 || return 0
 	local ids id
-	ids=$("${GRPC[@]}" -max-time 3 "$TARGET" telegen.v1.Probe/ListJobs 2>/dev/null |
+	ids=$(curl -sS -m 3 "$API/jobs" 2>/dev/null |
 		python3 -c '
 import json, sys
 for j in json.load(sys.stdin).get("jobs", []):
     if j.get("port") == sys.argv[1] and j.get("status") in ("starting", "running"):
-        print(j.get("jobId") or j.get("job_id"))
+        print(j["job_id"])
 ' "$HOST_IF" 2>/dev/null) || return 0
 	for id in $ids; do
 		say "stopping demo job $id"
-		"${GRPC[@]}" -max-time 3 -d "{\"job_id\":\"$id\"}" "$TARGET" telegen.v1.Probe/StopJob >/dev/null 2>&1 || true
+		curl -sS -m 3 -X POST "$API/jobs/$id/stop" >/dev/null 2>&1 || true
 	done
+}
+
+stop_pid() { # pid name
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.2
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		say "$2 did not stop in 10 s: killing it"
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
 }
 
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
-	if [[ -n $PROBE_PID ]] && kill -0 "$PROBE_PID" 2>/dev/null; then
-		((DEMO)) && stop_demo_jobs
-		kill -TERM "$PROBE_PID" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$PROBE_PID" 2>/dev/null || break
-			sleep 0.2
-		done
-		if kill -0 "$PROBE_PID" 2>/dev/null; then
-			say "probe did not stop in 10 s: killing it"
-			kill -KILL "$PROBE_PID" 2>/dev/null || true
-		fi
-		wait "$PROBE_PID" 2>/dev/null || true
+	if ((DEMO)) && [[ -n $GW_PID ]] && kill -0 "$PROBE_PID" 2>/dev/null; then
+		stop_demo_jobs
 	fi
+	if [[ -n $GW_PID ]]; then stop_pid "$GW_PID" gateway; fi
+	if [[ -n $PROBE_PID ]]; then stop_pid "$PROBE_PID" probe; fi
 	if [[ -n $GEN_PID ]]; then
 		kill "$GEN_PID" 2>/dev/null || true
 		wait "$GEN_PID" 2>/dev/null || true
@@ -171,22 +190,26 @@ cat <<EOF
 
 ──────────────────────────────────────────────────────────────────────────────
  telegen-probe: mirror mode $TELEGEN_MIRROR_MODE, gRPC on $ADDR
- Try, from another terminal$( ((ROOT)) && echo " (as root)" || true):
+ telegen-gateway: REST on $API$( ((ROOT)) && echo " (running as nobody, no capabilities)" || true)
+ Try, from another terminal:
 
-  # what the probe serves (gRPC reflection) and what it is running on
+  # the seed's REST flow: start a job on $JOB_PORT, look at it, stop it
+  curl -sS -X POST $API/jobs/start -H 'Content-Type: application/json' -d '{"port":"$JOB_PORT","direction":"ingress"}'
+  JOB=\$(curl -sS -X POST $API/jobs/start -H 'Content-Type: application/json' -d '{"port":"$JOB_PORT","direction":"ingress"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+  curl -sS $API/jobs/\$JOB
+  curl -sS $API/jobs/\$JOB/results
+  curl -sS -X POST $API/jobs/\$JOB/stop
+
+  # the same with the CLI (tables by default, --json for scripts)
+  $CTL start --port $JOB_PORT --direction ingress
+  $CTL list
+  $CTL results \$JOB
+
+  # the API document, and the probe's gRPC API directly
+  curl -sS $API/openapi.json
   $g $TARGET list
   $g $TARGET telegen.v1.Probe/GetInfo
-
-  # start a job on $JOB_PORT (ingress); the answer carries its jobId
-  $g -d '{"port":"$JOB_PORT","direction":"ingress"}' $TARGET telegen.v1.Probe/StartJob
-  # or keep the id in a variable:
-  JOB=\$($g -d '{"port":"$JOB_PORT","direction":"ingress"}' $TARGET telegen.v1.Probe/StartJob | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobId"])')
-
-  $g -d "{\"job_id\":\"\$JOB\"}" $TARGET telegen.v1.Probe/GetJob
-  $g -d "{\"job_id\":\"\$JOB\"}" $TARGET telegen.v1.Probe/GetResults
-  $g $TARGET telegen.v1.Probe/ListJobs
   $g -d '{"interval_ms":2000}' $TARGET telegen.v1.Probe/WatchCounters
-  $g -d "{\"job_id\":\"\$JOB\"}" $TARGET telegen.v1.Probe/StopJob
 EOF
 if ((ROOT)); then
 	cat <<EOF
@@ -197,21 +220,38 @@ EOF
 fi
 cat <<EOF
 
- Ctrl-C stops the probe$( ((DEMO)) && echo " and removes the demo namespace and veth pair" || true).
+ Ctrl-C stops both$( ((DEMO)) && echo " and removes the demo namespace and veth pair" || true).
 ──────────────────────────────────────────────────────────────────────────────
 
 EOF
 command -v grpcurl >/dev/null 2>&1 || say "grpcurl is not installed: 'make deps' installs it"
 
-# The probe gets its own session, so that a Ctrl-C in this terminal reaches
-# this script first: it stops the demo jobs, then the probe (SIGTERM).
-if command -v setsid >/dev/null 2>&1; then
-	setsid "$BIN" </dev/null &
-else
-	"$BIN" </dev/null &
-fi
+# The services get their own session, so that a Ctrl-C in this terminal
+# reaches this script first: it stops the demo jobs, then the services.
+SETSID=()
+if command -v setsid >/dev/null 2>&1; then SETSID=(setsid); fi
+"${SETSID[@]}" "$BIN" </dev/null &
 PROBE_PID=$!
+
+# The gateway would answer 503 until the probe listens and recover by itself;
+# waiting for the socket makes a cleaner start.
+if [[ -n $SOCK ]]; then
+	for _ in $(seq 100); do
+		[[ -S $SOCK ]] && break
+		kill -0 "$PROBE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+fi
+if ((ROOT)); then
+	# Least privilege for real: nobody/nogroup, no capabilities, no way back.
+	"${SETSID[@]}" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+		--bounding-set=-all --no-new-privs "$GW_BIN" </dev/null &
+else
+	"${SETSID[@]}" "$GW_BIN" </dev/null &
+fi
+GW_PID=$!
+
+# Either service ending ends the run (cleanup stops the other).
 rc=0
-wait "$PROBE_PID" || rc=$?
-PROBE_PID=
+wait -n "$PROBE_PID" "$GW_PID" || rc=$?
 exit "$rc"
