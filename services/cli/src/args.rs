@@ -1,0 +1,187 @@
+//! Command line (clap).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use telegen_common::BuildInfo;
+
+use crate::{client::ApiBase, exit::EXIT_CODES_HELP, filters::FilterArg};
+
+/// telegenctl: start, watch and stop telegen-sonic monitoring jobs through
+/// the gateway's REST API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "telegenctl",
+    version = BuildInfo::long_version(),
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Gateway base URL (plain http).
+    #[arg(
+        long,
+        env = "TELEGEN_API",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub api: ApiBase,
+
+    /// API token, sent as `Authorization: Bearer <token>`.
+    #[arg(
+        long,
+        env = "TELEGEN_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = parse_token,
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub token: Option<String>,
+
+    /// Print the gateway's JSON answer (pretty) instead of tables.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+
+    /// Give up on the gateway after this many seconds.
+    #[arg(
+        long,
+        default_value = "10",
+        value_name = "SECS",
+        value_parser = parse_timeout,
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a job on a port (POST /jobs/start).
+    Start(StartArgs),
+    /// Show a job (GET /jobs/{JOB}).
+    Status(JobArg),
+    /// Show a job's counters (GET /jobs/{JOB}/results).
+    Results(JobArg),
+    /// Stop a job; stopping a finished job is not an error (POST /jobs/{JOB}/stop).
+    Stop(JobArg),
+    /// List jobs (GET /jobs).
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct JobArg {
+    /// Job id (as printed by `start` or `list`).
+    #[arg(value_name = "JOB", value_parser = parse_job_id)]
+    pub job: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Port (interface) name, e.g. Ethernet0.
+    #[arg(long)]
+    pub port: String,
+
+    /// Which packets to count.
+    #[arg(long, value_enum)]
+    pub direction: Direction,
+
+    /// Stop the job after this many seconds (gateway default 120; 0 = until stopped).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u32>,
+
+    /// How the packets reach the probe (default: the probe's TELEGEN_MIRROR_MODE).
+    #[arg(long, value_enum)]
+    pub mirror_mode: Option<MirrorMode>,
+
+    /// Flow-tracking sample rate, 1 = every packet (counters stay exact).
+    #[arg(long, value_name = "N")]
+    pub sample_rate: Option<u32>,
+
+    /// Filter, repeatable; comma-separated lists accumulate. Keys: ip_proto
+    /// (tcp, udp, 6...), l4_sport, l4_dport, dscp, src_cidr, dst_cidr, vlan (one id).
+    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::filters::parse_filter)]
+    pub filters: Vec<FilterArg>,
+
+    /// Result detail.
+    #[arg(long, value_enum)]
+    pub result_detail: Option<ResultDetail>,
+
+    /// Do not export this job's own series over OTLP.
+    #[arg(long)]
+    pub no_otlp_export: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    Ingress,
+    Egress,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MirrorMode {
+    Erspan,
+    Sonic,
+    Direct,
+    Span,
+    Placeholder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultDetail {
+    Summary,
+    Flows,
+}
+
+/// The lowercase name clap shows, which is also the API's value.
+pub fn value_name(v: &impl ValueEnum) -> String {
+    v.to_possible_value()
+        .expect("no skipped variants")
+        .get_name()
+        .to_string()
+}
+
+impl Command {
+    /// The subcommand's name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Start(_) => "start",
+            Command::Status(_) => "status",
+            Command::Results(_) => "results",
+            Command::Stop(_) => "stop",
+            Command::List => "list",
+        }
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s}: expected more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_token(s: &str) -> Result<String, String> {
+    if s.chars().any(|c| c.is_control() || c == ' ') || !s.is_ascii() {
+        return Err("the token must be printable ASCII without spaces".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_job_id(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a job id cannot be empty".into());
+    }
+    Ok(s.to_string())
+}

@@ -1,0 +1,337 @@
+//! HTTP to the gateway: a `Transport` (one request, one answer), with a
+//! blocking plain-HTTP implementation on ureq.
+
+use std::{fmt, io, str::FromStr, time::Duration};
+
+use ureq::http::Uri;
+
+/// The gateway's base URL: `http://host[:port][/prefix]`, no trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBase(String);
+
+impl ApiBase {
+    /// `base` + `path` (which starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApiBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ApiBase {
+    type Err = String;
+
+    /// Accepts `http://host:port[/prefix]`, or `host:port` meaning http.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let full = if s.contains("://") {
+            s.to_string()
+        } else {
+            format!("http://{s}")
+        };
+        let uri: Uri = full
+            .parse()
+            .map_err(|e| format!("{s:?} is not a URL ({e}); e.g. http://127.0.0.1:8080"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(
+                    "https is not supported by this build of telegenctl: use http:// \
+                     (the gateway listens on loopback)"
+                        .into(),
+                )
+            }
+            _ => return Err(format!("{s:?}: only http:// URLs are supported")),
+        }
+        let authority = uri
+            .authority()
+            .filter(|a| !a.host().is_empty())
+            .ok_or_else(|| format!("{s:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "{s:?}: credentials in the URL are not supported; use --token"
+            ));
+        }
+        if uri.query().is_some() || full.contains('#') {
+            return Err(format!("{s:?}: a query or fragment is not allowed here"));
+        }
+        let prefix = uri.path().trim_end_matches('/');
+        Ok(ApiBase(format!("http://{authority}{prefix}")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// An HTTP answer of any status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// No HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// Nothing answered (refused, unresolvable, timed out, reset).
+    Unreachable(String),
+    /// Something answered, but not HTTP we can read.
+    Protocol(String),
+}
+
+pub trait Transport {
+    /// The base URL, for messages.
+    fn base(&self) -> &ApiBase;
+    /// Send one request; `body` is JSON.
+    fn send(&self, method: Method, path: &str, body: Option<&str>)
+        -> Result<Reply, TransportError>;
+}
+
+/// Blocking plain HTTP/1.1 with ureq. Proxy variables are ignored: the
+/// gateway is local to the switch.
+pub struct HttpTransport {
+    agent: ureq::Agent,
+    base: ApiBase,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    pub fn new(base: ApiBase, token: Option<String>, timeout: Duration) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_redirects(0)
+            .timeout_global(Some(timeout))
+            .user_agent(concat!("telegenctl/", env!("CARGO_PKG_VERSION")))
+            .build();
+        HttpTransport {
+            agent: config.into(),
+            base,
+            // An empty TELEGEN_API_TOKEN means none.
+            token: token.filter(|t| !t.is_empty()),
+            timeout,
+        }
+    }
+
+    fn map_error(&self, e: ureq::Error) -> TransportError {
+        use ureq::Error as E;
+        match e {
+            E::Timeout(_) => TransportError::Unreachable(format!(
+                "no answer within {}",
+                human_duration(self.timeout)
+            )),
+            E::Io(e) => TransportError::Unreachable(io_reason(&e)),
+            E::HostNotFound => TransportError::Unreachable("host not found".into()),
+            E::ConnectionFailed => TransportError::Unreachable("connection failed".into()),
+            other => TransportError::Protocol(other.to_string()),
+        }
+    }
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::ConnectionAborted => "connection aborted".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        io::ErrorKind::UnexpectedEof => "connection closed before an answer".into(),
+        _ => e.to_string(),
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+impl Transport for HttpTransport {
+    fn base(&self) -> &ApiBase {
+        &self.base
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<Reply, TransportError> {
+        let url = self.base.join(path);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let result = match method {
+            Method::Get => {
+                let mut req = self.agent.get(&url).header("Accept", "application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+            Method::Post => {
+                let mut req = self.agent.post(&url).header("Accept", "application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                match body {
+                    Some(b) => req.header("Content-Type", "application/json").send(b),
+                    None => req.send_empty(),
+                }
+            }
+        };
+        let mut resp = result.map_err(|e| self.map_error(e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.map_error(e))?;
+        Ok(Reply { status, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_is_normalised_and_checked() {
+        let ok = |s: &str| s.parse::<ApiBase>().unwrap().to_string();
+        assert_eq!(ok("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(ok("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(ok("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(ok("http://[::1]:8080"), "http://[::1]:8080");
+        assert_eq!(ok("http://switch/telegen/"), "http://switch/telegen");
+        assert_eq!(
+            "http://switch/telegen/"
+                .parse::<ApiBase>()
+                .unwrap()
+                .join("/jobs"),
+            "http://switch/telegen/jobs"
+        );
+        for (bad, needle) in [
+            ("https://127.0.0.1:8080", "https is not supported"),
+            ("ftp://x", "only http://"),
+            ("http://", "not a URL"),
+            ("http://u:p@h:1", "credentials"),
+            ("http://h:1/?a=b", "query"),
+            ("http://h:1/#x", "fragment"),
+            ("not a url", "not a URL"),
+        ] {
+            let e = bad.parse::<ApiBase>().expect_err(bad);
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    /// A one-shot HTTP server on loopback: returns its base URL and a handle
+    /// yielding the raw request it received; it answers `reply` (or nothing
+    /// when `reply` is None, keeping the connection open until dropped).
+    fn one_shot(reply: Option<&'static str>) -> (ApiBase, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let h = std::thread::spawn(move || {
+            let (stream, _) = l.accept().unwrap();
+            let mut r = BufReader::new(stream);
+            let mut head = String::new();
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            head.push_str(&String::from_utf8(body).unwrap());
+            match reply {
+                Some(reply) => r.get_mut().write_all(reply.as_bytes()).unwrap(),
+                // Hold the connection without answering until the client gives up.
+                None => {
+                    let _ = r.read(&mut [0; 1]);
+                }
+            }
+            head
+        });
+        (base, h)
+    }
+
+    #[test]
+    fn sends_token_and_json_and_reads_any_status() {
+        let (base, h) = one_shot(Some(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+             content-length: 19\r\nconnection: close\r\n\r\n{\"error\":\"limit\"}  ",
+        ));
+        let t = HttpTransport::new(base, Some("tok123".into()), Duration::from_secs(5));
+        let reply = t
+            .send(Method::Post, "/jobs/start", Some(r#"{"port":"e0"}"#))
+            .unwrap();
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.body, r#"{"error":"limit"}  "#);
+        let req = h.join().unwrap().to_ascii_lowercase();
+        assert!(req.starts_with("post /jobs/start http/1.1\r\n"), "{req}");
+        assert!(
+            req.contains("\r\nauthorization: bearer tok123\r\n"),
+            "{req}"
+        );
+        assert!(
+            req.contains("\r\ncontent-type: application/json\r\n"),
+            "{req}"
+        );
+        assert!(req.ends_with(r#"{"port":"e0"}"#), "{req}");
+    }
+
+    #[test]
+    fn no_token_no_header_and_an_empty_token_is_none() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+        for token in [None, Some(String::new())] {
+            let (base, h) = one_shot(Some(ok));
+            let t = HttpTransport::new(base, token, Duration::from_secs(5));
+            assert_eq!(
+                t.send(Method::Get, "/jobs/a%2Fb", None).unwrap().status,
+                200
+            );
+            let req = h.join().unwrap().to_ascii_lowercase();
+            assert!(req.starts_with("get /jobs/a%2fb http/1.1\r\n"), "{req}");
+            assert!(!req.contains("authorization"), "{req}");
+        }
+    }
+
+    #[test]
+    fn a_silent_gateway_times_out_as_unreachable() {
+        let (base, h) = one_shot(None);
+        let t = HttpTransport::new(base, None, Duration::from_millis(300));
+        let e = t.send(Method::Get, "/jobs", None).unwrap_err();
+        assert_eq!(
+            e,
+            TransportError::Unreachable("no answer within 0.3 s".into())
+        );
+        drop(t);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_secs(10)), "10 s");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
+    }
+}

@@ -1,0 +1,32 @@
+//! `telegenctl`: see the library documentation for commands and exit codes.
+
+use std::process::ExitCode;
+
+use clap::{error::ErrorKind, CommandFactory, Parser};
+use telegen_cli::{args::Cli, client::HttpTransport, execute, plan};
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 (clap), before any request.
+    let cli = Cli::parse();
+    let call = plan(&cli).unwrap_or_else(|msg| usage_error(&cli, msg));
+    let transport = HttpTransport::new(cli.api.clone(), cli.token.clone(), cli.timeout);
+    let code = execute(
+        &call,
+        cli.json,
+        &transport,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    ExitCode::from(code.code())
+}
+
+/// Exit 2 with clap's usage report, for checks made after parsing.
+fn usage_error(cli: &Cli, msg: String) -> ! {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let name = cli.command.name();
+    match cmd.find_subcommand_mut(name) {
+        Some(sub) => sub.error(ErrorKind::ValueValidation, msg).exit(),
+        None => cmd.error(ErrorKind::ValueValidation, msg).exit(),
+    }
+}

@@ -1,0 +1,534 @@
+//! Human output (aligned tables) and `--json` output. Every function writes
+//! to a `Write`, so the exact text is unit-tested.
+
+use std::io::{self, Write};
+
+use crate::api::{Job, Results};
+
+const DASH: &str = "-";
+
+fn or_dash(v: &Option<String>) -> &str {
+    v.as_deref().filter(|s| !s.is_empty()).unwrap_or(DASH)
+}
+
+fn num(v: Option<u64>) -> String {
+    v.map_or_else(|| DASH.to_string(), |n| n.to_string())
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => DASH,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Columns separated by two spaces, padded to the widest cell; no trailing
+/// spaces.
+struct Table {
+    headers: Vec<&'static str>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&'static str, Align)]) -> Self {
+        Table {
+            headers: columns.iter().map(|c| c.0).collect(),
+            align: columns.iter().map(|c| c.1).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.headers.len());
+        self.rows.push(cells);
+    }
+
+    fn write(&self, out: &mut impl Write, with_header: bool) -> io::Result<()> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        if !with_header {
+            widths.iter_mut().for_each(|w| *w = 0);
+        }
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        let lines = with_header.then_some(&header).into_iter().chain(&self.rows);
+        for cells in lines {
+            let mut line = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                match self.align[i] {
+                    Align::Left => {
+                        line.push_str(cell);
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                    Align::Right => {
+                        line.extend(std::iter::repeat_n(' ', pad));
+                        line.push_str(cell);
+                    }
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// One job as a key/value table (`status`, `start`, `stop`).
+pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
+    let duration = match j.duration_sec {
+        Some(0) => "0 (until stopped)".to_string(),
+        Some(s) => format!("{s} s"),
+        None => DASH.to_string(),
+    };
+    let rows: [(&str, String); 17] = [
+        ("job_id", or_dash(&j.job_id).into()),
+        ("status", or_dash(&j.status).into()),
+        ("port", or_dash(&j.port).into()),
+        ("ifindex", num(j.ifindex)),
+        ("direction", or_dash(&j.direction).into()),
+        ("interface", or_dash(&j.interface).into()),
+        ("mirror_mode", or_dash(&j.mirror_mode).into()),
+        ("fallback_reason", or_dash(&j.fallback_reason).into()),
+        ("attach_mode", or_dash(&j.attach_mode).into()),
+        ("duration_sec", duration),
+        ("sample_rate", num(j.sample_rate)),
+        ("result_detail", or_dash(&j.result_detail).into()),
+        ("otlp_export", yes_no(j.otlp_export).into()),
+        ("started_at", or_dash(&j.started_at).into()),
+        ("expires_at", or_dash(&j.expires_at).into()),
+        ("stopped_at", or_dash(&j.stopped_at).into()),
+        ("error", or_dash(&j.error).into()),
+    ];
+    let mut t = Table::new(&[("KEY", Align::Left), ("VALUE", Align::Left)]);
+    for (k, v) in rows {
+        t.row(vec![k.to_string(), v]);
+    }
+    t.write(out, false)
+}
+
+/// `list`: one row per job.
+pub fn job_list(out: &mut impl Write, jobs: &[Job]) -> io::Result<()> {
+    if jobs.is_empty() {
+        return writeln!(out, "no jobs");
+    }
+    let mut t = Table::new(&[
+        ("ID", Align::Left),
+        ("STATUS", Align::Left),
+        ("PORT", Align::Left),
+        ("DIRECTION", Align::Left),
+        ("INTERFACE", Align::Left),
+        ("MODE", Align::Left),
+        ("STARTED", Align::Left),
+    ]);
+    for j in jobs {
+        t.row(vec![
+            or_dash(&j.job_id).into(),
+            or_dash(&j.status).into(),
+            or_dash(&j.port).into(),
+            or_dash(&j.direction).into(),
+            or_dash(&j.interface).into(),
+            or_dash(&j.mirror_mode).into(),
+            or_dash(&j.started_at).into(),
+        ]);
+    }
+    t.write(out, true)
+}
+
+/// The label of histogram bucket `i` given the upper bounds (inclusive):
+/// `<=64`, `65-128`, ..., `>9216`.
+pub fn bucket_label(bounds: &[u64], i: usize) -> String {
+    match i {
+        0 if !bounds.is_empty() => format!("<={}", bounds[0]),
+        i if i < bounds.len() => format!("{}-{}", bounds[i - 1] + 1, bounds[i]),
+        i if i == bounds.len() && i > 0 => format!(">{}", bounds[i - 1]),
+        i => format!("bucket {i}"),
+    }
+}
+
+/// The classes in a fixed order, then any others the gateway adds.
+const CLASSES: [&str; 4] = ["ipv4", "ipv6", "icmp6", "other"];
+
+/// `results`: totals, per-class and histogram tables, top flows and errors
+/// when there are any.
+pub fn results(out: &mut impl Write, r: &Results) -> io::Result<()> {
+    let window = r
+        .window_sec
+        .map_or_else(|| DASH.to_string(), |w| format!("{w:.1} s"));
+    writeln!(
+        out,
+        "job {} ({}): {} packets, {} bytes in {}",
+        or_dash(&r.job_id),
+        or_dash(&r.status),
+        num(r.packets_total),
+        num(r.bytes_total),
+        window
+    )?;
+
+    writeln!(out)?;
+    let mut t = Table::new(&[
+        ("PROTO", Align::Left),
+        ("PACKETS", Align::Right),
+        ("BYTES", Align::Right),
+    ]);
+    let extra = r.by_proto.keys().filter(|k| !CLASSES.contains(&k.as_str()));
+    for name in CLASSES.iter().copied().chain(extra.map(String::as_str)) {
+        let c = r.by_proto.get(name).cloned().unwrap_or_default();
+        t.row(vec![name.to_string(), num(c.packets), num(c.bytes)]);
+    }
+    t.write(out, true)?;
+
+    writeln!(out)?;
+    let h = &r.size_histogram;
+    let mut t = Table::new(&[("SIZE (bytes)", Align::Left), ("PACKETS", Align::Right)]);
+    for (i, count) in h.counts.iter().enumerate() {
+        t.row(vec![bucket_label(&h.bounds, i), count.to_string()]);
+    }
+    t.write(out, true)?;
+
+    if !r.top_flows.is_empty() {
+        writeln!(out)?;
+        let mut t = Table::new(&[
+            ("FLOW", Align::Left),
+            ("PACKETS", Align::Right),
+            ("BYTES", Align::Right),
+        ]);
+        for f in &r.top_flows {
+            let tuple = match &f.five_tuple {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => DASH.to_string(),
+                v => v.to_string(),
+            };
+            t.row(vec![tuple, num(f.pkts), num(f.bytes)]);
+        }
+        t.write(out, true)?;
+    }
+
+    let errors: Vec<_> = r.errors.iter().filter(|(_, n)| **n > 0).collect();
+    if !errors.is_empty() {
+        writeln!(out)?;
+        let mut t = Table::new(&[("ERROR", Align::Left), ("COUNT", Align::Right)]);
+        for (name, n) in errors {
+            t.row(vec![name.clone(), n.to_string()]);
+        }
+        t.write(out, true)?;
+    }
+
+    if let Some(o) = &r.otel_export {
+        writeln!(out)?;
+        match (o.exported, o.endpoint.as_deref().filter(|e| !e.is_empty())) {
+            (Some(true), Some(e)) => writeln!(out, "otlp export: yes, to {e}")?,
+            (Some(false), _) => writeln!(out, "otlp export: no")?,
+            (x, e) => writeln!(out, "otlp export: {} ({})", yes_no(x), e.unwrap_or(DASH))?,
+        }
+    }
+    Ok(())
+}
+
+/// Pretty-print a JSON text as it is: keys in the gateway's order, numbers
+/// and strings untouched; only whitespace changes (two-space indent).
+/// `text` must be valid JSON (the caller checks).
+pub fn pretty_json(out: &mut impl Write, text: &str) -> io::Result<()> {
+    let mut s = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.trim().chars().peekable();
+    let newline = |s: &mut String, depth: usize| {
+        s.push('\n');
+        s.extend(std::iter::repeat_n("  ", depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            s.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                s.push(c);
+            }
+            '{' | '[' => {
+                s.push(c);
+                // Skip whitespace to see whether the container is empty.
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}') | Some(']')) {
+                    s.push(chars.next().expect("peeked"));
+                } else {
+                    depth += 1;
+                    newline(&mut s, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut s, depth);
+                s.push(c);
+            }
+            ',' => {
+                s.push(c);
+                newline(&mut s, depth);
+            }
+            ':' => s.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => s.push(c),
+        }
+    }
+    writeln!(out, "{s}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut buf = Vec::new();
+        f(&mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn job_fixture() -> serde_json::Value {
+        json!({
+            "job_id": "3f0c2a9e-1b2c-4d5e-8f90-0123456789ab",
+            "status": "running",
+            "port": "Ethernet0",
+            "direction": "ingress",
+            "interface": "Ethernet0",
+            "mirror_mode": "direct",
+            "attach_mode": "tcx",
+            "started_at": "2026-05-01T10:00:00Z",
+            "expires_at": "2026-05-01T10:02:00Z",
+            "stopped_at": null,
+            "error": null,
+            "fallback_reason": null,
+            "duration_sec": 120,
+            "ifindex": 7,
+            "otlp_export": true,
+            "result_detail": "summary",
+            "sample_rate": 1,
+            "new_field": [1, 2]
+        })
+    }
+
+    #[test]
+    fn job_is_a_key_value_table() {
+        let j: Job = serde_json::from_value(job_fixture()).unwrap();
+        assert_eq!(
+            text(|o| job(o, &j)),
+            "\
+job_id           3f0c2a9e-1b2c-4d5e-8f90-0123456789ab
+status           running
+port             Ethernet0
+ifindex          7
+direction        ingress
+interface        Ethernet0
+mirror_mode      direct
+fallback_reason  -
+attach_mode      tcx
+duration_sec     120 s
+sample_rate      1
+result_detail    summary
+otlp_export      yes
+started_at       2026-05-01T10:00:00Z
+expires_at       2026-05-01T10:02:00Z
+stopped_at       -
+error            -
+"
+        );
+        let sparse: Job =
+            serde_json::from_value(json!({"job_id": "x", "duration_sec": 0})).unwrap();
+        let t = text(|o| job(o, &sparse));
+        assert!(t.contains("duration_sec     0 (until stopped)\n"), "{t}");
+        assert!(t.contains("status           -\n"), "{t}");
+    }
+
+    #[test]
+    fn list_has_one_aligned_row_per_job() {
+        let a: Job = serde_json::from_value(job_fixture()).unwrap();
+        let b: Job = serde_json::from_value(json!({
+            "job_id": "b", "status": "stopped", "port": "Ethernet12",
+            "direction": "both", "interface": "erspan0", "mirror_mode": "placeholder",
+            "started_at": "2026-05-01T09:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(
+            text(|o| job_list(o, &[a, b])),
+            "\
+ID                                    STATUS   PORT        DIRECTION  INTERFACE  MODE         STARTED
+3f0c2a9e-1b2c-4d5e-8f90-0123456789ab  running  Ethernet0   ingress    Ethernet0  direct       2026-05-01T10:00:00Z
+b                                     stopped  Ethernet12  both       erspan0    placeholder  2026-05-01T09:00:00Z
+"
+        );
+        assert_eq!(text(|o| job_list(o, &[])), "no jobs\n");
+    }
+
+    #[test]
+    fn bucket_labels() {
+        let bounds = [64, 128, 256, 512, 1024, 1518, 4096, 9216];
+        let labels: Vec<String> = (0..9).map(|i| bucket_label(&bounds, i)).collect();
+        assert_eq!(
+            labels,
+            [
+                "<=64",
+                "65-128",
+                "129-256",
+                "257-512",
+                "513-1024",
+                "1025-1518",
+                "1519-4096",
+                "4097-9216",
+                ">9216"
+            ]
+        );
+        // More counts than bounds + 1, or no bounds: still labelled.
+        assert_eq!(bucket_label(&bounds, 9), "bucket 9");
+        assert_eq!(bucket_label(&[], 0), "bucket 0");
+    }
+
+    fn results_fixture() -> serde_json::Value {
+        json!({
+            "job_id": "3f0c",
+            "status": "running",
+            "window_sec": 12.345,
+            "packets_total": 12,
+            "bytes_total": 1624,
+            "by_proto": {
+                "other": {"packets": 1, "bytes": 60},
+                "ipv4": {"packets": 10, "bytes": 1000},
+                "icmp6": {"packets": 0, "bytes": 0},
+                "ipv6": {"packets": 1, "bytes": 564}
+            },
+            "size_histogram": {
+                "bounds": [64, 128, 256, 512, 1024, 1518, 4096, 9216],
+                "counts": [1, 10, 0, 0, 1, 0, 0, 0, 0]
+            },
+            "top_flows": [],
+            "errors": {"truncated": 0, "ipv6_exthdr_limit": 0},
+            "otel_export": {"exported": true, "endpoint": "http://localhost:4317"}
+        })
+    }
+
+    #[test]
+    fn results_tables() {
+        let r: Results = serde_json::from_value(results_fixture()).unwrap();
+        assert_eq!(
+            text(|o| results(o, &r)),
+            "\
+job 3f0c (running): 12 packets, 1624 bytes in 12.3 s
+
+PROTO  PACKETS  BYTES
+ipv4        10   1000
+ipv6         1    564
+icmp6        0      0
+other        1     60
+
+SIZE (bytes)  PACKETS
+<=64                1
+65-128             10
+129-256             0
+257-512             0
+513-1024            1
+1025-1518           0
+1519-4096           0
+4097-9216           0
+>9216               0
+
+otlp export: yes, to http://localhost:4317
+"
+        );
+    }
+
+    #[test]
+    fn results_show_flows_and_nonzero_errors() {
+        let mut v = results_fixture();
+        v["top_flows"] = json!([
+            {"five_tuple": "udp 10.0.0.1:12345 -> 10.0.0.2:9", "pkts": 10, "bytes": 1000},
+            {"five_tuple": {"proto": "tcp"}, "pkts": 2, "bytes": 120}
+        ]);
+        v["errors"] = json!({"truncated": 3, "global_lookup": 0});
+        v["otel_export"] = json!({"exported": false, "endpoint": "http://localhost:4317"});
+        v["by_proto"]["arp"] = json!({"packets": 5, "bytes": 300});
+        let r: Results = serde_json::from_value(v).unwrap();
+        let t = text(|o| results(o, &r));
+        assert!(
+            t.contains(
+                "\
+FLOW                              PACKETS  BYTES
+udp 10.0.0.1:12345 -> 10.0.0.2:9       10   1000
+{\"proto\":\"tcp\"}                         2    120
+"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("\nERROR      COUNT\ntruncated      3\n"), "{t}");
+        assert!(!t.contains("global_lookup"), "{t}");
+        assert!(
+            t.contains("\nother        1     60\narp          5    300\n"),
+            "{t}"
+        );
+        assert!(t.ends_with("otlp export: no\n"), "{t}");
+    }
+
+    #[test]
+    fn results_with_missing_parts_still_render() {
+        let r: Results = serde_json::from_value(json!({"job_id": "x"})).unwrap();
+        let t = text(|o| results(o, &r));
+        assert!(t.starts_with("job x (-): - packets, - bytes in -\n"), "{t}");
+        assert!(t.contains("ipv4         -      -\n"), "{t}");
+    }
+
+    #[test]
+    fn pretty_json_keeps_order_and_values() {
+        let body = r#"{"z":1,"a":{"s":"x, y: {[\"q\"]}","e":[],"o":{ }},"n":[1.50,2e3,-0],"t":true,"u":null}"#;
+        let t = text(|o| pretty_json(o, body));
+        assert_eq!(
+            t,
+            r#"{
+  "z": 1,
+  "a": {
+    "s": "x, y: {[\"q\"]}",
+    "e": [],
+    "o": {}
+  },
+  "n": [
+    1.50,
+    2e3,
+    -0
+  ],
+  "t": true,
+  "u": null
+}
+"#
+        );
+        // Same document as the input.
+        let a: serde_json::Value = serde_json::from_str(body).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(a, b);
+        // Already pretty input is re-indented, not doubled.
+        let again = text(|o| pretty_json(o, &t));
+        assert_eq!(again, t);
+        assert_eq!(text(|o| pretty_json(o, "\"\\\\\"")), "\"\\\\\"\n");
+    }
+}
