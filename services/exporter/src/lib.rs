@@ -1,0 +1,86 @@
+//! telegen-exporter: subscribes to the probe's counter stream and pushes the
+//! kernel counters to an OTLP/gRPC backend (and, optionally, serves them as
+//! Prometheus text). Unprivileged; keeps only the newest snapshot.
+
+pub mod config;
+pub mod export;
+pub mod otlp;
+pub mod prom;
+pub mod resource;
+pub mod series;
+pub mod stats;
+pub mod watch;
+
+use std::{sync::Arc, sync::Mutex};
+
+use telegen_proto::v1::CounterSnapshot;
+
+pub use config::Config;
+use series::{Collected, JobGrace};
+use stats::Stats;
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What the watcher, the export loop and /metrics share.
+pub struct Shared {
+    latest: tokio::sync::watch::Receiver<Option<Arc<CounterSnapshot>>>,
+    grace: Mutex<JobGrace>,
+    pub stats: Arc<Stats>,
+}
+
+impl Shared {
+    pub fn new(cfg: &Config) -> (Arc<Self>, watch::Latest) {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let shared = Shared {
+            latest: rx,
+            grace: Mutex::new(JobGrace::new(cfg.finished_grace)),
+            stats: Arc::new(Stats::default()),
+        };
+        (Arc::new(shared), tx)
+    }
+
+    /// The series of the newest snapshot, if the probe has sent one.
+    pub fn collect(&self) -> Option<Collected> {
+        let snap = self.latest.borrow().clone()?;
+        let mut grace = self.grace.lock().unwrap_or_else(|p| p.into_inner());
+        Some(series::collect(&snap, &mut grace))
+    }
+}
+
+/// Run until `shutdown` resolves (then export once more).
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (shared, latest) = Shared::new(&cfg);
+    tokio::spawn(watch::run(
+        cfg.probe.clone(),
+        cfg.interval,
+        latest,
+        Arc::clone(&shared.stats),
+    ));
+    if let Some(addr) = cfg.prom_listen {
+        let shared = Arc::clone(&shared);
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tokio::spawn(async move {
+            if let Err(e) = prom::serve_on(listener, shared).await {
+                tracing::error!(error = %e, "Prometheus endpoint failed");
+            }
+        });
+    }
+    tracing::info!(
+        endpoint = %cfg.endpoint,
+        interval = ?cfg.interval,
+        probe = %cfg.probe,
+        tls = cfg.tls(),
+        "exporting the probe's counters over OTLP/gRPC"
+    );
+    export::Exporter::new(cfg, resource::build(), shared)?
+        .run(shutdown)
+        .await;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+use clap::Parser;
+use telegen_common::BuildInfo;
+use telegen_exporter::Config;
+use tracing::info;
+
+/// telegen-exporter: streams the probe's kernel counters to an OTLP/gRPC
+/// backend. Configured by the environment: TELEGEN_PROBE_ADDR,
+/// OTEL_EXPORTER_OTLP_ENDPOINT (http://localhost:4317), OTEL_EXPORTER_OTLP_HEADERS,
+/// OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_CERTIFICATE,
+/// OTEL_METRIC_EXPORT_INTERVAL (10000 ms), OTEL_SERVICE_NAME,
+/// OTEL_RESOURCE_ATTRIBUTES, TELEGEN_PROM_LISTEN (off).
+#[derive(Parser)]
+#[command(name = "telegen-exporter", version = BuildInfo::long_version())]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Cli::parse();
+    telegen_common::init_logging();
+    let cfg = Config::from_env()?;
+    let b = BuildInfo::CURRENT;
+    info!(
+        version = b.version,
+        commit = b.commit,
+        built = b.date,
+        "telegen-exporter starting"
+    );
+    telegen_exporter::run(cfg, shutdown_signal()).await?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,65 @@
+//! The probe's counter stream (WatchCounters), kept subscribed: on any error
+//! the exporter reconnects with backoff. Only the latest snapshot is kept;
+//! counters are cumulative, so nothing older is ever needed.
+
+use std::{sync::Arc, time::Duration};
+
+use telegen_common::{connect_probe, ProbeAddr};
+use telegen_proto::v1::{probe_client::ProbeClient, CounterSnapshot, WatchCountersRequest};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::stats::Stats;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub type Latest = watch::Sender<Option<Arc<CounterSnapshot>>>;
+
+pub async fn run(probe: ProbeAddr, interval: Duration, latest: Latest, stats: Arc<Stats>) {
+    let mut client = ProbeClient::new(connect_probe(&probe));
+    let interval_ms = interval.as_millis().clamp(100, 3_600_000) as u32;
+    let mut backoff = BACKOFF_MIN;
+    let mut down_logged = false;
+    loop {
+        match client
+            .watch_counters(WatchCountersRequest { interval_ms })
+            .await
+        {
+            Ok(resp) => {
+                let mut stream = resp.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(snap)) => {
+                            if !stats.get().probe_connected {
+                                info!(probe = %probe, "receiving counters from the probe");
+                                stats.set_probe_connected(true);
+                                down_logged = false;
+                            }
+                            backoff = BACKOFF_MIN;
+                            stats.snapshot_received();
+                            latest.send_replace(Some(Arc::new(snap)));
+                        }
+                        Ok(None) => {
+                            warn!(probe = %probe, "the probe ended the counter stream; reconnecting");
+                            break;
+                        }
+                        Err(e) => {
+                            warn!(probe = %probe, error = %e.message(), "counter stream lost; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) if !down_logged => {
+                warn!(probe = %probe, code = ?e.code(), error = %e.message(),
+                      "cannot reach the probe; retrying with backoff");
+                down_logged = true;
+            }
+            Err(_) => {}
+        }
+        stats.set_probe_connected(false);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
