@@ -60,8 +60,10 @@ declare -A PROBE=(
 	[procps]="cmd:pgrep"
 	[curl]="cmd:curl"
 	[python3]="cmd:python3"
+	[prometheus]="cmd:promtool"
 )
-ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3)
+# prometheus: for promtool, which checks the exporter's /metrics in the tests.
+ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3 prometheus)
 
 present() {
 	local pkg=$1 probe=${PROBE[$1]:-}

@@ -4,10 +4,13 @@
 //!
 //! Everything here is real: the kernel, the BPF programs, the traffic.
 
+pub mod exporter;
 pub mod frames;
 pub mod gateway;
 pub mod netns;
+pub mod otlp;
 pub mod probe;
+pub mod unpriv;
 
 use std::time::{Duration, Instant};
 
