@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: runs telegen-probe and telegen-gateway in the foreground, ready to
-# be tried with curl, telegenctl or grpcurl. The gateway runs unprivileged
+# `make run`: runs telegen-probe, telegen-gateway and telegen-exporter in the foreground, ready to
+# be tried with curl, telegenctl or grpcurl. The gateway and exporter run unprivileged
 # (as nobody, no capabilities, when started as root).
 #
 # As root: creates a demo network namespace `telegen-demo` with a veth pair
@@ -19,6 +19,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 BIN=${TELEGEN_PROBE_BIN:-target/release/telegen-probe}
 GW_BIN=${TELEGEN_GATEWAY_BIN:-target/release/telegen-gateway}
+EXP_BIN=${TELEGEN_EXPORTER_BIN:-target/release/telegen-exporter}
 CTL=target/release/telegenctl
 NS=telegen-demo
 HOST_IF=tgdemo0
@@ -36,7 +37,7 @@ die() {
 	exit 1
 }
 
-for b in "$BIN" "$GW_BIN"; do
+for b in "$BIN" "$GW_BIN" "$EXP_BIN"; do
 	[[ -x $b ]] || die "$b is not built: run 'make run' (it builds it), or 'make build'"
 done
 
@@ -52,6 +53,10 @@ fi
 export RUST_LOG=${RUST_LOG:-info}
 export TELEGEN_API_LISTEN=${TELEGEN_API_LISTEN:-127.0.0.1:8080}
 API=http://$TELEGEN_API_LISTEN
+# The exporter pushes OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (a collector, if
+# there is one) and serves the same series as Prometheus text.
+export TELEGEN_PROM_LISTEN=${TELEGEN_PROM_LISTEN:-127.0.0.1:9464}
+export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://localhost:4317}
 # The gateway runs as nobody; the probe gives it its socket through the group.
 if ((ROOT)); then
 	export TELEGEN_PROBE_SOCKET_GROUP=${TELEGEN_PROBE_SOCKET_GROUP:-65534}
@@ -84,6 +89,7 @@ DEMO=0
 GEN_PID=
 PROBE_PID=
 GW_PID=
+EXP_PID=
 
 demo_down() {
 	# Deleting one end of a veth pair deletes both.
@@ -129,6 +135,7 @@ cleanup() {
 	if ((DEMO)) && [[ -n $GW_PID ]] && kill -0 "$PROBE_PID" 2>/dev/null; then
 		stop_demo_jobs
 	fi
+	if [[ -n $EXP_PID ]]; then stop_pid "$EXP_PID" exporter; fi
 	if [[ -n $GW_PID ]]; then stop_pid "$GW_PID" gateway; fi
 	if [[ -n $PROBE_PID ]]; then stop_pid "$PROBE_PID" probe; fi
 	if [[ -n $GEN_PID ]]; then
@@ -190,7 +197,8 @@ cat <<EOF
 
 ──────────────────────────────────────────────────────────────────────────────
  telegen-probe: mirror mode $TELEGEN_MIRROR_MODE, gRPC on $ADDR
- telegen-gateway: REST on $API$( ((ROOT)) && echo " (running as nobody, no capabilities)" || true)
+ telegen-gateway: REST on $API$( ((ROOT)) && echo " (gateway and exporter run as nobody, no capabilities)" || true)
+ telegen-exporter: OTLP/gRPC to $OTEL_EXPORTER_OTLP_ENDPOINT, Prometheus text on http://$TELEGEN_PROM_LISTEN/metrics
  Try, from another terminal:
 
   # the seed's REST flow: start a job on $JOB_PORT, look at it, stop it
@@ -204,6 +212,9 @@ cat <<EOF
   $CTL start --port $JOB_PORT --direction ingress
   $CTL list
   $CTL results \$JOB
+
+  # the counters as the exporter sends them (same series as over OTLP)
+  curl -sS http://$TELEGEN_PROM_LISTEN/metrics
 
   # the API document, and the probe's gRPC API directly
   curl -sS $API/openapi.json
@@ -220,7 +231,7 @@ EOF
 fi
 cat <<EOF
 
- Ctrl-C stops both$( ((DEMO)) && echo " and removes the demo namespace and veth pair" || true).
+ Ctrl-C stops all three$( ((DEMO)) && echo " and removes the demo namespace and veth pair" || true).
 ──────────────────────────────────────────────────────────────────────────────
 
 EOF
@@ -242,16 +253,22 @@ if [[ -n $SOCK ]]; then
 		sleep 0.1
 	done
 fi
-if ((ROOT)); then
-	# Least privilege for real: nobody/nogroup, no capabilities, no way back.
-	"${SETSID[@]}" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-		--bounding-set=-all --no-new-privs "$GW_BIN" </dev/null &
-else
-	"${SETSID[@]}" "$GW_BIN" </dev/null &
-fi
+# Least privilege for real: as root, the unprivileged services run as
+# nobody/nogroup with no capabilities and no way back.
+unprivileged() {
+	if ((ROOT)); then
+		"${SETSID[@]}" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+			--bounding-set=-all --no-new-privs "$@" </dev/null &
+	else
+		"${SETSID[@]}" "$@" </dev/null &
+	fi
+}
+unprivileged "$GW_BIN"
 GW_PID=$!
+unprivileged "$EXP_BIN"
+EXP_PID=$!
 
-# Either service ending ends the run (cleanup stops the other).
+# Any service ending ends the run (cleanup stops the others).
 rc=0
-wait -n "$PROBE_PID" "$GW_PID" || rc=$?
+wait -n "$PROBE_PID" "$GW_PID" "$EXP_PID" || rc=$?
 exit "$rc"

@@ -11,7 +11,7 @@ pub mod series;
 pub mod stats;
 pub mod watch;
 
-use std::{sync::Arc, sync::Mutex};
+use std::sync::Arc;
 
 use telegen_proto::v1::CounterSnapshot;
 
@@ -28,7 +28,7 @@ pub fn now_ns() -> u64 {
 /// What the watcher, the export loop and /metrics share.
 pub struct Shared {
     latest: tokio::sync::watch::Receiver<Option<Arc<CounterSnapshot>>>,
-    grace: Mutex<JobGrace>,
+    grace: JobGrace,
     pub stats: Arc<Stats>,
 }
 
@@ -37,7 +37,7 @@ impl Shared {
         let (tx, rx) = tokio::sync::watch::channel(None);
         let shared = Shared {
             latest: rx,
-            grace: Mutex::new(JobGrace::new(cfg.finished_grace)),
+            grace: JobGrace::new(cfg.finished_grace),
             stats: Arc::new(Stats::default()),
         };
         (Arc::new(shared), tx)
@@ -46,8 +46,7 @@ impl Shared {
     /// The series of the newest snapshot, if the probe has sent one.
     pub fn collect(&self) -> Option<Collected> {
         let snap = self.latest.borrow().clone()?;
-        let mut grace = self.grace.lock().unwrap_or_else(|p| p.into_inner());
-        Some(series::collect(&snap, &mut grace))
+        Some(series::collect(&snap, &self.grace))
     }
 }
 

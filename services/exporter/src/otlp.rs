@@ -186,7 +186,7 @@ mod tests {
     fn histogram_carries_the_kernel_buckets() {
         let c = collect(
             &snapshot(),
-            &mut JobGrace::new(std::time::Duration::from_secs(1)),
+            &JobGrace::new(std::time::Duration::from_secs(1)),
         );
         let m = kernel_metrics(&c);
         assert_eq!(m[0].name, "bpf.packets");

@@ -136,7 +136,7 @@ mod tests {
     fn text_format_with_cumulative_buckets() {
         let c = collect(
             &snapshot(),
-            &mut JobGrace::new(std::time::Duration::from_secs(1)),
+            &JobGrace::new(std::time::Duration::from_secs(1)),
         );
         let t = render(Some(&c), &Stats::default().get());
         assert!(t.contains("bpf_packets_total{proto=\"ipv4\"} 10\n"), "{t}");

@@ -2,10 +2,7 @@
 //! source both the OTLP request and the Prometheus text are rendered from, so
 //! the two always agree.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use telegen_proto::v1::{self as pb, CounterSnapshot};
 
@@ -49,37 +46,31 @@ pub struct Collected {
 }
 
 /// Which finished jobs are still exported: a job that ended keeps its series
-/// for a grace period, so its final counts reach the backend, then drops out
-/// (bounded cardinality).
+/// for a grace period after it stopped, so its final counts reach the
+/// backend, then drops out (bounded cardinality).
 #[derive(Debug)]
 pub struct JobGrace {
-    grace: Duration,
-    finished_since: HashMap<String, Instant>,
+    grace_ns: u64,
 }
 
 impl JobGrace {
     pub fn new(grace: Duration) -> Self {
         JobGrace {
-            grace,
-            finished_since: HashMap::new(),
+            grace_ns: grace.as_nanos().min(u128::from(u64::MAX)) as u64,
         }
     }
 
-    fn keep(&mut self, job: &pb::JobSeries, now: Instant) -> bool {
+    fn keep(&self, job: &pb::JobSeries, now_ns: u64) -> bool {
         if !job.otlp_export {
             return false;
         }
         if matches!(job.status.as_str(), "starting" | "running" | "stopping") {
-            self.finished_since.remove(&job.job_id);
             return true;
         }
-        let since = *self.finished_since.entry(job.job_id.clone()).or_insert(now);
-        now.duration_since(since) <= self.grace
-    }
-
-    fn prune(&mut self, snap: &CounterSnapshot) {
-        self.finished_since
-            .retain(|id, _| snap.jobs.iter().any(|j| &j.job_id == id));
+        // A finished job without a stop time (failed before it started)
+        // counted nothing worth keeping.
+        job.stopped_time_unix_nano != 0
+            && now_ns.saturating_sub(job.stopped_time_unix_nano) <= self.grace_ns
     }
 }
 
@@ -103,9 +94,9 @@ fn push_series(
     }
 }
 
-pub fn collect(snap: &CounterSnapshot, grace: &mut JobGrace) -> Collected {
-    let now = Instant::now();
-    grace.prune(snap);
+pub fn collect(snap: &CounterSnapshot, grace: &JobGrace) -> Collected {
+    // The snapshot's own clock: the probe's, not this process's.
+    let now = snap.time_unix_nano;
     let mut points = Vec::new();
     push_series(&mut points, &[], snap.start_time_unix_nano, &snap.global);
     for i in &snap.interfaces {
@@ -172,6 +163,7 @@ pub(crate) mod tests {
             status: status.into(),
             otlp_export: export,
             start_time_unix_nano: 2_000,
+            stopped_time_unix_nano: if status == "stopped" { 5_000 } else { 0 },
             series: series(3),
         };
         CounterSnapshot {
@@ -197,8 +189,8 @@ pub(crate) mod tests {
 
     #[test]
     fn series_per_owner_and_class_with_fixed_start_times() {
-        let mut g = JobGrace::new(Duration::from_secs(60));
-        let c = collect(&snapshot(), &mut g);
+        let g = JobGrace::new(Duration::from_secs(60));
+        let c = collect(&snapshot(), &g);
         // global 2 + interface 2 + jobs a and c (b opted out) 2 each.
         assert_eq!(c.points.len(), 8);
         let job_a: Vec<_> = c
@@ -220,13 +212,15 @@ pub(crate) mod tests {
 
     #[test]
     fn finished_jobs_drop_out_after_the_grace() {
-        let mut g = JobGrace::new(Duration::ZERO);
-        collect(&snapshot(), &mut g);
-        std::thread::sleep(Duration::from_millis(5));
-        let c = collect(&snapshot(), &mut g);
-        assert!(!c
-            .points
-            .iter()
-            .any(|p| p.attrs.contains(&("job.id", Attr::Str("c".into())))));
+        let has_c = |c: &Collected| {
+            c.points
+                .iter()
+                .any(|p| p.attrs.contains(&("job.id", Attr::Str("c".into()))))
+        };
+        // Job c stopped at 5_000; the snapshot is at 9_000.
+        let g = JobGrace::new(Duration::from_nanos(4_000));
+        assert!(has_c(&collect(&snapshot(), &g)));
+        let g = JobGrace::new(Duration::from_nanos(3_999));
+        assert!(!has_c(&collect(&snapshot(), &g)));
     }
 }

@@ -120,6 +120,7 @@ pub fn snapshot(inner: &Inner) -> Result<pb::CounterSnapshot, MapError> {
             status: job.state.as_str().into(),
             otlp_export: job.otlp_export,
             start_time_unix_nano: job.started_ns,
+            stopped_time_unix_nano: job.stopped_ns.unwrap_or(0),
             series: series(&job_counters(inner, job)?),
         });
     }
