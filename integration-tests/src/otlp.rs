@@ -18,8 +18,9 @@ use opentelemetry_proto::tonic::{
 use tonic::{Request, Response, Status};
 
 type Store = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
+type Headers = Arc<Mutex<tonic::metadata::MetadataMap>>;
 
-struct Sink(Store);
+struct Sink(Store, Headers);
 
 #[tonic::async_trait]
 impl MetricsService for Sink {
@@ -27,6 +28,7 @@ impl MetricsService for Sink {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        *self.1.lock().unwrap() = req.metadata().clone();
         self.0.lock().unwrap().push(req.into_inner());
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success: None,
@@ -36,16 +38,30 @@ impl MetricsService for Sink {
 
 pub struct Receiver {
     pub addr: SocketAddr,
+    /// (certificate chain PEM, key PEM) when serving TLS.
+    tls: Option<(String, String)>,
     store: Store,
+    headers: Headers,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Receiver {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Serve TLS with this certificate chain and key (PEM).
+    pub async fn start_tls(cert_pem: String, key_pem: String) -> anyhow::Result<Self> {
+        Self::start_with(Some((cert_pem, key_pem))).await
+    }
+
+    async fn start_with(tls: Option<(String, String)>) -> anyhow::Result<Self> {
         let mut r = Receiver {
             addr: "127.0.0.1:0".parse()?,
+            tls,
             store: Store::default(),
+            headers: Headers::default(),
             stop: None,
             task: None,
         };
@@ -54,7 +70,10 @@ impl Receiver {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// (Re)start serving on the same address.
@@ -62,9 +81,15 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(self.addr).await?;
         self.addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let svc = MetricsServiceServer::new(Sink(Arc::clone(&self.store)));
+        let svc =
+            MetricsServiceServer::new(Sink(Arc::clone(&self.store), Arc::clone(&self.headers)));
+        let mut builder = tonic::transport::Server::builder();
+        if let Some((cert, key)) = &self.tls {
+            let id = tonic::transport::Identity::from_pem(cert, key);
+            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
+        }
         self.task = Some(tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
+            let _ = builder
                 .add_service(svc)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -86,6 +111,12 @@ impl Receiver {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+    }
+
+    /// A header (gRPC metadata) of the newest request.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        let h = self.headers.lock().unwrap();
+        h.get(name)?.to_str().ok().map(str::to_string)
     }
 
     pub fn requests(&self) -> Vec<ExportMetricsServiceRequest> {

@@ -383,3 +383,49 @@ async fn prometheus_text_passes_promtool_and_matches_otlp() {
     let log = s.exporter.log_text();
     assert!(log.contains("final export sent"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_over_tls_to_an_https_endpoint_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+
+    let (ns, peer) = (Netns::new("tgt").unwrap(), Netns::new("tgu").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[("TELEGEN_PROBE_SOCKET_GROUP", UNPRIVILEGED_ID)])
+        .await
+        .unwrap();
+    let rx = Receiver::start_tls(leaf.pem(), key.serialize_pem())
+        .await
+        .unwrap();
+    let ca_file = probe.socket.with_file_name("otlp-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let ca_path = ca_file.display().to_string();
+    let exporter = Exporter::start(
+        &probe,
+        &rx.endpoint(),
+        &[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca_path),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=lab%201"),
+        ],
+    )
+    .unwrap();
+    assert!(rx.endpoint().starts_with("https://"));
+    let job = probe.start_job(&veth.port, "ingress").await.unwrap();
+    frames::send(&peer.path(), &veth.peer, &vec![frames::ipv4_udp(64); 3]).unwrap();
+    poll("3 packets over TLS", Duration::from_secs(20), || async {
+        (rx.latest("bpf.packets", &[("job.id", &job.job_id), ("proto", "ipv4")]) == Some(3))
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", exporter.log_text()));
+    assert!(exporter.log_text().contains("tls=true"));
+    assert_eq!(rx.last_header("x-tenant").as_deref(), Some("lab 1"));
+}
