@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -20,6 +20,7 @@ pub const GATEWAY_ID: &str = "65534";
 
 pub struct Gateway {
     child: Option<Child>,
+    bin: PathBuf,
     pub url: String,
     pub log: PathBuf,
     env: HashMap<String, String>,
@@ -37,7 +38,13 @@ impl Gateway {
     /// and wait until /healthz answers.
     pub async fn start(probe: &Probe, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let gw = Self::spawn(probe, extra)?;
-        let url = gw.url.clone();
+        gw.wait_healthy().await?;
+        Ok(gw)
+    }
+
+    /// Wait (up to 20 s) until /healthz answers 200.
+    pub async fn wait_healthy(&self) -> anyhow::Result<()> {
+        let url = self.url.clone();
         poll("gateway /healthz", Duration::from_secs(20), || {
             let url = url.clone();
             async move {
@@ -49,12 +56,24 @@ impl Gateway {
             }
         })
         .await
-        .map_err(|e| anyhow::anyhow!("{e}; gateway log:\n{}", gw.log_text()))?;
-        Ok(gw)
+        .map_err(|e| anyhow::anyhow!("{e}; gateway log:\n{}", self.log_text()))?;
+        Ok(())
     }
 
     /// Start the process without waiting for it (for start-up failure tests).
     pub fn spawn(probe: &Probe, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let dir = probe.socket.parent().expect("socket has a dir");
+        Self::spawn_at(&bin_dir(), &probe.socket, dir, extra)
+    }
+
+    /// Start `bin_dir/telegen-gateway` in front of the probe socket `socket`,
+    /// logging into `log_dir`, without waiting for it.
+    pub fn spawn_at(
+        bin_dir: &Path,
+        socket: &Path,
+        log_dir: &Path,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         // An explicit listen address in `extra` decides the port to talk to.
         let port = match extra.iter().find(|(k, _)| *k == "TELEGEN_API_LISTEN") {
             Some((_, v)) => v.parse::<std::net::SocketAddr>().map_or(0, |a| a.port()),
@@ -62,10 +81,7 @@ impl Gateway {
         };
         let mut env: HashMap<String, String> = [
             ("TELEGEN_API_LISTEN", format!("127.0.0.1:{port}")),
-            (
-                "TELEGEN_PROBE_ADDR",
-                format!("unix:{}", probe.socket.display()),
-            ),
+            ("TELEGEN_PROBE_ADDR", format!("unix:{}", socket.display())),
             ("RUST_LOG", "info,telegen_gateway=debug".into()),
         ]
         .into_iter()
@@ -74,15 +90,11 @@ impl Gateway {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        let dir = probe
-            .socket
-            .parent()
-            .expect("socket has a dir")
-            .to_path_buf();
         let mut gw = Gateway {
             child: None,
+            bin: bin_dir.join("telegen-gateway"),
             url: format!("http://127.0.0.1:{port}"),
-            log: dir.join(format!("gateway-{port}.log")),
+            log: log_dir.join(format!("gateway-{port}.log")),
             env,
         };
         gw.respawn()?;
@@ -90,7 +102,7 @@ impl Gateway {
     }
 
     pub fn respawn(&mut self) -> anyhow::Result<()> {
-        let bin = bin_dir().join("telegen-gateway");
+        let bin = &self.bin;
         anyhow::ensure!(bin.exists(), "{} not built", bin.display());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -107,7 +119,7 @@ impl Gateway {
                 "--bounding-set=-all",
                 "--no-new-privs",
             ])
-            .arg(&bin)
+            .arg(bin)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .envs(&self.env)
@@ -223,6 +235,24 @@ pub struct Req {
     body: Vec<u8>,
 }
 
+/// An HTTP client that returns every status as a response (not an error) and
+/// keeps connections alive between calls. Each phase of a call (connect, send,
+/// wait for the answer, read its body) has 30 s. Not one deadline for the
+/// whole call: with one, ureq resolves the host in a new thread on every call,
+/// which costs the client more CPU than the gateway spends answering.
+pub fn agent() -> ureq::Agent {
+    let phase = Some(Duration::from_secs(30));
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(phase)
+        .timeout_send_request(phase)
+        .timeout_send_body(phase)
+        .timeout_recv_response(phase)
+        .timeout_recv_body(phase)
+        .build()
+        .into()
+}
+
 pub fn http(method: &str, url: &str) -> Req {
     Req {
         method: method.into(),
@@ -251,12 +281,13 @@ impl Req {
         self.header("Authorization", &format!("Bearer {token}"))
     }
 
+    /// Send on a fresh connection.
     pub fn send(self) -> anyhow::Result<Resp> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        self.send_with(&agent())
+    }
+
+    /// Send through `agent`, reusing its kept-alive connections.
+    pub fn send_with(self, agent: &ureq::Agent) -> anyhow::Result<Resp> {
         let mut b = ureq::http::Request::builder()
             .method(self.method.as_str())
             .uri(&self.url);

@@ -6,18 +6,26 @@
 //! 2. The probe's idle RSS, against a trivial process measured in the same run.
 //! 3. StartJob -> running and StopJob latency in direct mode, TCX and forced
 //!    tc, with the probe in a network namespace on a veth.
+//! 4. The REST gateway, run unprivileged as in production in front of one
+//!    probe: start -> running over REST against the same cycle over gRPC,
+//!    GET /jobs/{id} throughput against gRPC GetJob and GET /healthz, and
+//!    the gateway's RSS against a trivial process.
 //!
 //! Prints a markdown report and writes it to `bench-results/latest.md`.
 //! Environment: BENCH_REPEAT (test-run repeat, default 2000000), BENCH_ROUNDS
 //! (default 5), BENCH_JOBS (start/stop iterations, default 100),
-//! BENCH_SECTIONS (comma list of classifier,rss,latency; default all),
-//! TELEGEN_BIN_DIR (where telegen-probe is; default <workspace>/target/release).
+//! BENCH_HTTP_SECS (seconds of load per throughput target, default 5),
+//! BENCH_HTTP_CLIENTS (concurrent clients, default 8),
+//! BENCH_SECTIONS (comma list of classifier,rss,latency,gateway; default all),
+//! TELEGEN_BIN_DIR (where telegen-probe and telegen-gateway are; default
+//! <workspace>/target/release).
 
 use std::{
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
+    sync::Barrier,
     time::{Duration, Instant},
 };
 
@@ -32,6 +40,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use telegen_common::{connect_probe, ProbeAddr};
+use telegen_integration_tests::gateway::{agent, http, Gateway, Req, GATEWAY_ID};
 use telegen_probe::{
     datapath::{EMPTY_OBJECT, OBJECT, SEED_LIKE_OBJECT},
     maps::layout::{Counters, IfCfg, LabeledCounters, CLASS_NAMES, N_CLASSES, N_ERRORS},
@@ -44,6 +53,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 const TC_ACT_UNSPEC: u32 = u32::MAX;
 const RSS_TARGET_KIB: u64 = 20 * 1024;
 const LATENCY_P50_TARGET_MS: f64 = 10.0;
+const GATEWAY_RSS_TARGET_KIB: u64 = 15 * 1024;
 
 fn main() -> ExitCode {
     match run() {
@@ -89,6 +99,10 @@ fn run() -> Result<bool> {
     let repeat = u32::try_from(repeat).context("BENCH_REPEAT does not fit in u32")?;
     let rounds = env_num("BENCH_ROUNDS", 5, 1)? as usize;
     let jobs = env_num("BENCH_JOBS", 100, 1)? as usize;
+    let load = LoadSpec {
+        secs: env_num("BENCH_HTTP_SECS", 5, 1)? as u32,
+        clients: env_num("BENCH_HTTP_CLIENTS", 8, 1)? as usize,
+    };
     let sections = std::env::var("BENCH_SECTIONS").unwrap_or_default();
     let want = |s: &str| sections.trim().is_empty() || sections.split(',').any(|x| x.trim() == s);
     let bin_dir = std::env::var_os("TELEGEN_BIN_DIR")
@@ -132,6 +146,16 @@ fn run() -> Result<bool> {
         section(
             "StartJob -> running latency (direct mode)",
             rt.block_on(bench_latency(&bin_dir, jobs)),
+        );
+    }
+    if want("gateway") {
+        eprintln!(
+            "telegen-bench: REST gateway ({jobs} jobs per path, {} clients x {} s per target)...",
+            load.clients, load.secs
+        );
+        section(
+            "REST gateway (telegen-gateway, unprivileged)",
+            rt.block_on(bench_gateway(&bin_dir, jobs, load)),
         );
     }
     let _ = writeln!(
@@ -676,6 +700,12 @@ fn bench_classifier(repeat: u32, rounds: usize) -> Result<String> {
 // 2 and 3. The probe process
 // ---------------------------------------------------------------------------
 
+/// The last 20 lines of a log.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 /// A telegen-probe process with its own socket and pin directory; dropping it
 /// stops it (SIGTERM, then SIGKILL after 5 s) and removes both.
 struct ProbeProc {
@@ -746,9 +776,12 @@ impl ProbeProc {
     }
 
     fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        tail(&fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// `e` with the tail of the probe's log.
+    fn with_log(&self, e: anyhow::Error) -> anyhow::Error {
+        anyhow!("{e:#}; probe log:\n{}", self.log_tail())
     }
 
     fn check_alive(&mut self) -> Result<()> {
@@ -868,15 +901,8 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-async fn bench_rss(bin_dir: &Path) -> Result<String> {
-    let (mut probe, info) = ProbeProc::start(bin_dir, "rss", None, &[]).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    probe.check_alive()?;
-    let pid = probe.pid().ok_or_else(|| anyhow!("probe not running"))?;
-    let (rss, hwm) = mem_kib(pid)?;
-    probe.shutdown().await;
-
-    // A trivial process, measured the same way, as the floor.
+/// VmRSS of a trivial process (`sleep 5`), the floor memory figures compare to.
+async fn baseline_rss_kib() -> Result<u64> {
     let mut sleep = Command::new("sleep")
         .arg("5")
         .stdin(Stdio::null())
@@ -887,7 +913,26 @@ async fn bench_rss(bin_dir: &Path) -> Result<String> {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(sleep.id() as i32, libc::SIGTERM) };
     let _ = sleep.wait();
-    let (base_rss, _) = base?;
+    Ok(base?.0)
+}
+
+/// "met" or "NOT met".
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+async fn bench_rss(bin_dir: &Path) -> Result<String> {
+    let (mut probe, info) = ProbeProc::start(bin_dir, "rss", None, &[]).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    probe.check_alive()?;
+    let pid = probe.pid().ok_or_else(|| anyhow!("probe not running"))?;
+    let (rss, hwm) = mem_kib(pid)?;
+    probe.shutdown().await;
+    let base_rss = baseline_rss_kib().await?;
 
     let mut s = String::new();
     writeln!(
@@ -906,11 +951,7 @@ async fn bench_rss(bin_dir: &Path) -> Result<String> {
         s,
         "\nProbe VmRSS = {:.1}x a trivial process; target < 20 MiB: {}.",
         rss as f64 / base_rss.max(1) as f64,
-        if rss < RSS_TARGET_KIB {
-            "met"
-        } else {
-            "NOT met"
-        }
+        met(rss < RSS_TARGET_KIB)
     )?;
     if !info.datapath_enabled {
         writeln!(
@@ -1001,6 +1042,139 @@ struct Latencies {
     rss_after: Option<(u64, u64)>,
 }
 
+impl Latencies {
+    fn new(mode: &str, n: usize) -> Self {
+        Latencies {
+            mode: mode.into(),
+            start_to_running: Vec::with_capacity(n),
+            stop: Vec::with_capacity(n),
+            first: 0.0,
+            rss_after: None,
+        }
+    }
+
+    fn push(&mut self, run_ms: f64, stop_ms: f64) {
+        if self.start_to_running.is_empty() {
+            self.first = run_ms;
+        }
+        self.start_to_running.push(run_ms);
+        self.stop.push(stop_ms);
+    }
+
+    /// Add job #`i`'s cycle, which must have attached in this mode.
+    fn record(&mut self, i: usize, c: &Cycle) -> Result<()> {
+        ensure!(
+            c.attach_mode == self.mode,
+            "job #{i} attached with {:?}, the probe said {:?}",
+            c.attach_mode,
+            self.mode
+        );
+        self.push(c.run_ms, c.stop_ms);
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        self.start_to_running.sort_by(f64::total_cmp);
+        self.stop.sort_by(f64::total_cmp);
+    }
+}
+
+/// One job from start to stopped: start->running and stop times, in ms.
+struct Cycle {
+    run_ms: f64,
+    stop_ms: f64,
+    attach_mode: String,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// While job #`i` is polled: any status but starting, or the deadline
+/// passing, is a failure.
+fn check_starting(i: usize, status: &str, error: &str, deadline: Instant) -> Result<()> {
+    ensure!(
+        status == "starting",
+        "job #{i} went {status:?} instead of running: {error}"
+    );
+    ensure!(Instant::now() < deadline, "job #{i} not running after 10 s");
+    Ok(())
+}
+
+fn check_stopped(i: usize, status: &str, error: &str) -> Result<()> {
+    ensure!(
+        status == "stopped",
+        "stopping job #{i} answered status {status:?}: {error}"
+    );
+    Ok(())
+}
+
+fn ensure_datapath(info: &pb::Info) -> Result<()> {
+    ensure!(
+        info.datapath_enabled,
+        "the probe's datapath is off: {}",
+        info.datapath_reason
+    );
+    Ok(())
+}
+
+/// A direct-mode ingress job on `port`.
+fn start_req(port: &str) -> pb::StartJobRequest {
+    pb::StartJobRequest {
+        port: port.into(),
+        direction: "ingress".into(),
+        mirror_mode: "direct".into(),
+        ..Default::default()
+    }
+}
+
+/// StartJob, then GetJob polled in a tight loop until the job runs.
+async fn grpc_run(
+    client: &mut ProbeClient<Channel>,
+    req: pb::StartJobRequest,
+    i: usize,
+) -> Result<pb::Job> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut job = client
+        .start_job(req)
+        .await
+        .with_context(|| format!("StartJob #{i}"))?
+        .into_inner();
+    while job.status != "running" {
+        check_starting(i, &job.status, &job.error, deadline)?;
+        job = client
+            .get_job(pb::GetJobRequest {
+                job_id: job.job_id.clone(),
+            })
+            .await
+            .with_context(|| format!("GetJob #{i}"))?
+            .into_inner();
+    }
+    Ok(job)
+}
+
+/// Job #`i` straight over gRPC: `grpc_run`, then StopJob.
+async fn grpc_cycle(client: &mut ProbeClient<Channel>, port: &str, i: usize) -> Result<Cycle> {
+    let t0 = Instant::now();
+    let job = grpc_run(client, start_req(port), i).await?;
+    let run_ms = ms_since(t0);
+    let t1 = Instant::now();
+    let stopped = client
+        .stop_job(pb::StopJobRequest {
+            job_id: job.job_id.clone(),
+        })
+        .await
+        .with_context(|| format!("StopJob #{i}"))?
+        .into_inner();
+    let stop_ms = ms_since(t1);
+    check_stopped(i, &stopped.status, &stopped.error)?;
+    Ok(Cycle {
+        run_ms,
+        stop_ms,
+        attach_mode: job.attach_mode,
+    })
+}
+
 async fn job_cycles(
     bin_dir: &Path,
     ns: &BenchNetns,
@@ -1013,80 +1187,14 @@ async fn job_cycles(
         .unwrap_or_default();
     let tag = format!("latency-{}", forced.unwrap_or("auto"));
     let (mut probe, info) = ProbeProc::start(bin_dir, &tag, Some(&ns.path()), &extra).await?;
-    ensure!(
-        info.datapath_enabled,
-        "the probe's datapath is off: {}",
-        info.datapath_reason
-    );
-    let mode = info.attach_mode.clone();
+    ensure_datapath(&info)?;
     let mut client = probe.client();
-    let mut lat = Latencies {
-        mode: mode.clone(),
-        start_to_running: Vec::with_capacity(jobs),
-        stop: Vec::with_capacity(jobs),
-        first: 0.0,
-        rss_after: None,
-    };
+    let mut lat = Latencies::new(&info.attach_mode, jobs);
     for i in 0..jobs {
-        let req = pb::StartJobRequest {
-            port: port.into(),
-            direction: "ingress".into(),
-            mirror_mode: "direct".into(),
-            ..Default::default()
-        };
-        let t0 = Instant::now();
-        let mut job = client
-            .start_job(req)
+        let c = grpc_cycle(&mut client, port, i)
             .await
-            .with_context(|| format!("StartJob #{i}"))?
-            .into_inner();
-        let deadline = t0 + Duration::from_secs(10);
-        while job.status != "running" {
-            ensure!(
-                matches!(job.status.as_str(), "starting"),
-                "job #{i} went {:?} instead of running: {}",
-                job.status,
-                job.error
-            );
-            ensure!(
-                Instant::now() < deadline,
-                "job #{i} not running after 10 s; probe log:\n{}",
-                probe.log_tail()
-            );
-            job = client
-                .get_job(pb::GetJobRequest {
-                    job_id: job.job_id.clone(),
-                })
-                .await
-                .with_context(|| format!("GetJob #{i}"))?
-                .into_inner();
-        }
-        let run_ms = t0.elapsed().as_secs_f64() * 1e3;
-        ensure!(
-            job.attach_mode == mode,
-            "job #{i} attached with {:?}, the probe said {mode:?}",
-            job.attach_mode
-        );
-        let t2 = Instant::now();
-        let stopped = client
-            .stop_job(pb::StopJobRequest {
-                job_id: job.job_id.clone(),
-            })
-            .await
-            .with_context(|| format!("StopJob #{i}"))?
-            .into_inner();
-        let stop_ms = t2.elapsed().as_secs_f64() * 1e3;
-        ensure!(
-            stopped.status == "stopped",
-            "StopJob #{i} answered status {:?}: {}",
-            stopped.status,
-            stopped.error
-        );
-        if i == 0 {
-            lat.first = run_ms;
-        }
-        lat.start_to_running.push(run_ms);
-        lat.stop.push(stop_ms);
+            .map_err(|e| probe.with_log(e))?;
+        lat.record(i, &c)?;
     }
     probe.check_alive()?;
     if let Some(pid) = probe.pid() {
@@ -1115,14 +1223,8 @@ fn bare_attach(ifname: &str, tcx: bool, n: usize) -> Result<Latencies> {
             Err(e) => return Err(e).context(format!("adding clsact to {ifname}")),
         }
     }
-    let mut lat = Latencies {
-        mode: if tcx { "tcx" } else { "tc" }.into(),
-        start_to_running: Vec::with_capacity(n),
-        stop: Vec::with_capacity(n),
-        first: 0.0,
-        rss_after: None,
-    };
-    for i in 0..n {
+    let mut lat = Latencies::new(if tcx { "tcx" } else { "tc" }, n);
+    for _ in 0..n {
         let opts = if tcx {
             TcAttachOptions::TcxOrder(LinkOrder::default())
         } else {
@@ -1132,16 +1234,12 @@ fn bare_attach(ifname: &str, tcx: bool, n: usize) -> Result<Latencies> {
         let id = prog
             .attach_with_options(ifname, TcAttachType::Ingress, opts)
             .with_context(|| format!("attaching ({}) to {ifname}", lat.mode))?;
-        let attach_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let attach_ms = ms_since(t0);
         let t1 = Instant::now();
         prog.detach(id)
             .with_context(|| format!("detaching ({}) from {ifname}", lat.mode))?;
-        let detach_ms = t1.elapsed().as_secs_f64() * 1e3;
-        if i == 0 {
-            lat.first = attach_ms;
-        }
-        lat.start_to_running.push(attach_ms);
-        lat.stop.push(detach_ms);
+        let detach_ms = ms_since(t1);
+        lat.push(attach_ms, detach_ms);
     }
     Ok(lat)
 }
@@ -1179,10 +1277,9 @@ async fn bench_latency(bin_dir: &Path, jobs: usize) -> Result<String> {
         "| attach mode | start->running p50 | p99 | max | first | StopJob p50 | p99 | max | probe VmRSS / VmHWM after |"
     )?;
     writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    let mut met = true;
+    let mut all_met = true;
     for (who, l) in &mut results {
-        l.start_to_running.sort_by(f64::total_cmp);
-        l.stop.sort_by(f64::total_cmp);
+        l.sort();
         let (a, b) = (&l.start_to_running, &l.stop);
         let mode = if l.mode == "tc" {
             "tc (clsact)"
@@ -1190,7 +1287,7 @@ async fn bench_latency(bin_dir: &Path, jobs: usize) -> Result<String> {
             l.mode.as_str()
         };
         let label = if *who == "probe" {
-            met &= pct(a, 50.0) < LATENCY_P50_TARGET_MS;
+            all_met &= pct(a, 50.0) < LATENCY_P50_TARGET_MS;
             format!("probe, {mode}")
         } else {
             format!("bare kernel, {mode}")
@@ -1213,7 +1310,643 @@ async fn bench_latency(bin_dir: &Path, jobs: usize) -> Result<String> {
     writeln!(
         s,
         "\nTarget (probe) start->running p50 < {LATENCY_P50_TARGET_MS} ms: {}.",
-        if met { "met" } else { "NOT met" }
+        met(all_met)
     )?;
     Ok(s)
+}
+
+// ---------------------------------------------------------------------------
+// 4. The REST gateway
+// ---------------------------------------------------------------------------
+
+/// The throughput load: `clients` concurrent clients, `secs` seconds per target.
+#[derive(Clone, Copy)]
+struct LoadSpec {
+    secs: u32,
+    clients: usize,
+}
+
+/// The gateway binary run as in production; dropping it kills it and removes
+/// its log.
+struct GatewayProc(Gateway);
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0.log);
+    }
+}
+
+/// A bench probe in a namespace and the gateway in front of it.
+struct GatewayStack {
+    /// First, so that it is gone before the probe stops.
+    gw: GatewayProc,
+    probe: ProbeProc,
+    info: pb::Info,
+}
+
+impl GatewayStack {
+    /// The probe in `ns` (direct mode, TELEGEN_ATTACH_MODE=`attach`, socket
+    /// group nobody's), then the release gateway as uid/gid 65534 without
+    /// capabilities (setpriv), logging at the production default (info).
+    async fn start(bin_dir: &Path, ns: &BenchNetns, attach: &str) -> Result<Self> {
+        let env = [
+            ("TELEGEN_PROBE_SOCKET_GROUP", GATEWAY_ID),
+            ("TELEGEN_ATTACH_MODE", attach),
+        ];
+        let tag = format!("gateway-{attach}");
+        let (probe, info) = ProbeProc::start(bin_dir, &tag, Some(&ns.path()), &env).await?;
+        ensure_datapath(&info)?;
+        let gw = Gateway::spawn_at(bin_dir, &probe.socket, &probe.dir, &[("RUST_LOG", "info")])
+            .context("starting telegen-gateway")?;
+        let gw = GatewayProc(gw);
+        gw.0.wait_healthy().await?;
+        Ok(GatewayStack { gw, probe, info })
+    }
+
+    fn url(&self) -> &str {
+        &self.gw.0.url
+    }
+
+    fn gw_pid(&self) -> Result<u32> {
+        self.gw
+            .0
+            .pid()
+            .ok_or_else(|| anyhow!("gateway not running"))
+    }
+
+    fn probe_pid(&self) -> Result<u32> {
+        self.probe.pid().ok_or_else(|| anyhow!("probe not running"))
+    }
+
+    /// `e` with the tails of both logs.
+    fn with_logs(&self, e: anyhow::Error) -> anyhow::Error {
+        anyhow!(
+            "{:#}; gateway log:\n{}",
+            self.probe.with_log(e),
+            tail(&self.gw.0.log_text())
+        )
+    }
+
+    async fn shutdown(self) {
+        drop(self.gw);
+        self.probe.shutdown().await;
+    }
+}
+
+/// Send `req` through `agent`; its JSON body, if the status is `want`.
+fn rest_json(req: Req, agent: &ureq::Agent, want: u16) -> Result<serde_json::Value> {
+    let r = req.send_with(agent)?;
+    ensure!(
+        r.status == want,
+        "HTTP {} (expected {want}): {}",
+        r.status,
+        r.text
+    );
+    Ok(r.json)
+}
+
+fn json_str<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("")
+}
+
+/// Job #`i` through the gateway, on `agent`'s kept-alive connection: POST
+/// /jobs/start, GET /jobs/{id} polled in a tight loop until running, POST
+/// /jobs/{id}/stop.
+fn rest_cycle(agent: &ureq::Agent, url: &str, port: &str, i: usize) -> Result<Cycle> {
+    let body = serde_json::json!({"port": port, "direction": "ingress", "mirror_mode": "direct"});
+    let start = http("POST", &format!("{url}/jobs/start")).json(&body.to_string());
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(10);
+    let mut job = rest_json(start, agent, 201).with_context(|| format!("POST /jobs/start #{i}"))?;
+    let id = json_str(&job, "job_id").to_string();
+    while json_str(&job, "status") != "running" {
+        check_starting(
+            i,
+            json_str(&job, "status"),
+            json_str(&job, "error"),
+            deadline,
+        )?;
+        job = rest_json(http("GET", &format!("{url}/jobs/{id}")), agent, 200)
+            .with_context(|| format!("GET /jobs/{{id}} #{i}"))?;
+    }
+    let run_ms = ms_since(t0);
+    let t1 = Instant::now();
+    let stopped = rest_json(http("POST", &format!("{url}/jobs/{id}/stop")), agent, 200)
+        .with_context(|| format!("POST /jobs/{{id}}/stop #{i}"))?;
+    let stop_ms = ms_since(t1);
+    check_stopped(i, json_str(&stopped, "status"), json_str(&stopped, "error"))?;
+    Ok(Cycle {
+        run_ms,
+        stop_ms,
+        attach_mode: json_str(&job, "attach_mode").into(),
+    })
+}
+
+/// `jobs` cycles over gRPC and `jobs` over REST on the same probe,
+/// interleaved (alternating which goes first) so that drift from other work
+/// on the machine hits both alike; (gRPC, REST).
+async fn start_latencies(
+    stack: &GatewayStack,
+    port: &str,
+    jobs: usize,
+) -> Result<(Latencies, Latencies)> {
+    let mode = &stack.info.attach_mode;
+    let (mut grpc, mut rest) = (Latencies::new(mode, jobs), Latencies::new(mode, jobs));
+    let mut client = stack.probe.client();
+    let agent = agent();
+    for i in 0..jobs {
+        for rest_turn in [i % 2 == 1, i % 2 == 0] {
+            if rest_turn {
+                let (agent, url, port) = (agent.clone(), stack.url().to_string(), port.to_string());
+                let c = tokio::task::spawn_blocking(move || rest_cycle(&agent, &url, &port, i))
+                    .await??;
+                rest.record(i, &c)?;
+            } else {
+                grpc.record(i, &grpc_cycle(&mut client, port, i).await?)?;
+            }
+        }
+    }
+    grpc.sort();
+    rest.sort();
+    Ok((grpc, rest))
+}
+
+/// One measured stretch of load on one target.
+#[derive(Default)]
+struct Load {
+    requests: u64,
+    secs: f64,
+    /// Per-request latency, ms (sorted once the load is over).
+    lat_ms: Vec<f64>,
+    /// req/s of each slice.
+    slices: Vec<f64>,
+    /// CPU time (utime + stime) used meanwhile by the client (this
+    /// process), the gateway and the probe, µs.
+    cpu_us: [f64; 3],
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.secs.max(1e-9)
+    }
+
+    /// CPU µs per request of the client, the gateway and the probe.
+    fn cpu_per_req(&self) -> [f64; 3] {
+        self.cpu_us.map(|us| us / self.requests.max(1) as f64)
+    }
+}
+
+/// What the throughput clients call.
+enum Target {
+    /// GetJob `job_id`, straight to the probe's socket.
+    Grpc { socket: PathBuf, job_id: String },
+    /// GET `url`, expecting 200.
+    Http { url: String },
+}
+
+/// A gRPC client on its own connection and its own single-thread runtime, so
+/// that it can be driven from a plain thread like the HTTP clients.
+struct GrpcClient {
+    rt: tokio::runtime::Runtime,
+    client: ProbeClient<Channel>,
+}
+
+impl GrpcClient {
+    fn connect(socket: &Path) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = {
+            let _in = rt.enter(); // the lazy channel spawns its worker here
+            ProbeClient::new(connect_probe(&ProbeAddr::Unix(socket.to_path_buf())))
+        };
+        Ok(GrpcClient { rt, client })
+    }
+}
+
+impl Target {
+    /// Run `clients` clients against this target for `dur`.
+    fn slice(&self, clients: usize, dur: Duration) -> Result<(u64, f64, Vec<f64>)> {
+        match self {
+            Target::Http { url } => load_slice(
+                clients,
+                dur,
+                || Ok(agent()),
+                |a| {
+                    let mut r = a.get(url).call()?;
+                    ensure!(r.status() == 200, "GET {url}: HTTP {}", r.status());
+                    r.body_mut().read_to_vec()?;
+                    Ok(())
+                },
+            ),
+            Target::Grpc { socket, job_id } => load_slice(
+                clients,
+                dur,
+                || GrpcClient::connect(socket),
+                |c| {
+                    let req = pb::GetJobRequest {
+                        job_id: job_id.clone(),
+                    };
+                    c.rt.block_on(c.client.get_job(req))?;
+                    Ok(())
+                },
+            ),
+        }
+    }
+}
+
+/// `clients` threads, each with its own client from `connect` (warmed up by
+/// one `call`), released together, calling `call` in a loop for `dur`;
+/// (requests, seconds, per-request ms).
+fn load_slice<C>(
+    clients: usize,
+    dur: Duration,
+    connect: impl Fn() -> Result<C> + Sync,
+    call: impl Fn(&mut C) -> Result<()> + Sync,
+) -> Result<(u64, f64, Vec<f64>)> {
+    let barrier = Barrier::new(clients + 1);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| -> Result<Vec<f64>> {
+                    let client = connect().and_then(|mut c| call(&mut c).map(|()| c));
+                    barrier.wait(); // even on error, or the others wait forever
+                    let mut c = client?;
+                    let mut lat = Vec::with_capacity(16 * 1024);
+                    let deadline = Instant::now() + dur;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        call(&mut c)?;
+                        lat.push(ms_since(t));
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t0 = Instant::now();
+        let mut all = Vec::new();
+        for t in threads {
+            let lat = t.join().map_err(|_| anyhow!("a load client panicked"))??;
+            all.extend(lat);
+        }
+        Ok((all.len() as u64, t0.elapsed().as_secs_f64(), all))
+    })
+}
+
+/// utime + stime of `pid` so far, in µs.
+fn cpu_us(pid: u32) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces): state is field 3,
+    // utime and stime are fields 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("malformed /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("no field {} in /proc/{pid}/stat", i + 3))
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((tick(11)? + tick(12)?) as f64 * 1e6 / hz)
+}
+
+fn cpus_us(pids: [u32; 3]) -> Result<[f64; 3]> {
+    Ok([cpu_us(pids[0])?, cpu_us(pids[1])?, cpu_us(pids[2])?])
+}
+
+/// Every target under the same load for `spec.secs` seconds in all, in 1 s
+/// slices rotating through the targets (so drift from other work on the
+/// machine spreads over all of them), with the CPU time of the processes
+/// `pids` (client, gateway, probe) over each target's slices.
+fn throughput(targets: &[Target], spec: LoadSpec, pids: [u32; 3]) -> Result<Vec<Load>> {
+    let mut loads: Vec<Load> = targets.iter().map(|_| Load::default()).collect();
+    let n = targets.len();
+    for round in 0..spec.secs as usize {
+        for k in 0..n {
+            let ti = (k + round) % n;
+            let cpu0 = cpus_us(pids)?;
+            let (reqs, secs, lat) = targets[ti].slice(spec.clients, Duration::from_secs(1))?;
+            let cpu1 = cpus_us(pids)?;
+            let l = &mut loads[ti];
+            for (acc, (a, b)) in l.cpu_us.iter_mut().zip(cpu0.iter().zip(cpu1)) {
+                *acc += b - a;
+            }
+            l.requests += reqs;
+            l.secs += secs;
+            l.slices.push(reqs as f64 / secs);
+            l.lat_ms.extend(lat);
+        }
+    }
+    for l in &mut loads {
+        l.lat_ms.sort_by(f64::total_cmp);
+        l.slices.sort_by(f64::total_cmp);
+    }
+    Ok(loads)
+}
+
+/// A long-lived job for the GET load: started over gRPC, until stopped.
+async fn load_job(stack: &GatewayStack, port: &str) -> Result<String> {
+    let req = pb::StartJobRequest {
+        duration_sec: Some(0),
+        ..start_req(port)
+    };
+    Ok(grpc_run(&mut stack.probe.client(), req, 0).await?.job_id)
+}
+
+/// GET /jobs/{id} through the gateway against gRPC GetJob straight to the
+/// probe and GET /healthz (no probe hop); in this order.
+async fn get_throughput(stack: &GatewayStack, port: &str, spec: LoadSpec) -> Result<Vec<Load>> {
+    let job_id = load_job(stack, port).await?;
+    let url = stack.url();
+    let targets = vec![
+        Target::Grpc {
+            socket: stack.probe.socket.clone(),
+            job_id: job_id.clone(),
+        },
+        Target::Http {
+            url: format!("{url}/jobs/{job_id}"),
+        },
+        Target::Http {
+            url: format!("{url}/healthz"),
+        },
+    ];
+    let pids = [std::process::id(), stack.gw_pid()?, stack.probe_pid()?];
+    let loads = tokio::task::spawn_blocking(move || throughput(&targets, spec, pids)).await??;
+    stack
+        .probe
+        .client()
+        .stop_job(pb::StopJobRequest { job_id })
+        .await
+        .context("stopping the load job")?;
+    Ok(loads)
+}
+
+/// Gateway memory: just after start, and after the load and 1 s idle.
+struct GatewayMem {
+    start: (u64, u64),
+    idle: (u64, u64),
+    base_rss: u64,
+}
+
+/// What the gateway section measures on the tc probe.
+struct GatewayRun {
+    version: String,
+    grpc: Latencies,
+    rest: Latencies,
+    loads: Vec<Load>,
+    mem: GatewayMem,
+}
+
+/// Everything on one probe (attach forced to tc) and one gateway.
+async fn gateway_run(
+    stack: &mut GatewayStack,
+    port: &str,
+    jobs: usize,
+    spec: LoadSpec,
+) -> Result<GatewayRun> {
+    let gw_pid = stack.gw_pid()?;
+    let start = mem_kib(gw_pid)?;
+    let version = rest_json(
+        http("GET", &format!("{}/version", stack.url())),
+        &agent(),
+        200,
+    )?;
+    let (grpc, rest) = start_latencies(stack, port, jobs).await?;
+    let loads = get_throughput(stack, port, spec).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.probe.check_alive()?;
+    let idle = mem_kib(gw_pid)?;
+    Ok(GatewayRun {
+        version: format!(
+            "{} (commit {})",
+            json_str(&version, "version"),
+            json_str(&version, "commit")
+        ),
+        grpc,
+        rest,
+        loads,
+        mem: GatewayMem {
+            start,
+            idle,
+            base_rss: baseline_rss_kib().await?,
+        },
+    })
+}
+
+/// The same start->running comparison on a probe left in auto mode (TCX on
+/// this kernel); None when auto is not TCX here.
+async fn tcx_latencies(
+    bin_dir: &Path,
+    ns: &BenchNetns,
+    port: &str,
+    jobs: usize,
+) -> Result<Option<(Latencies, Latencies)>> {
+    let stack = GatewayStack::start(bin_dir, ns, "auto").await?;
+    if stack.info.attach_mode != "tcx" {
+        stack.shutdown().await;
+        return Ok(None);
+    }
+    let r = start_latencies(&stack, port, jobs)
+        .await
+        .map_err(|e| stack.with_logs(e));
+    stack.shutdown().await;
+    r.map(Some)
+}
+
+async fn bench_gateway(bin_dir: &Path, jobs: usize, spec: LoadSpec) -> Result<String> {
+    let (ns, port) = BenchNetns::create(std::process::id())?;
+    let mut stack = GatewayStack::start(bin_dir, &ns, "tc").await?;
+    let run = gateway_run(&mut stack, &port, jobs, spec)
+        .await
+        .map_err(|e| stack.with_logs(e))?;
+    stack.shutdown().await;
+    let tcx = tcx_latencies(bin_dir, &ns, &port, jobs).await?;
+    drop(ns);
+    gateway_report(&run, tcx.as_ref(), jobs, spec)
+}
+
+/// "+0.42 ms (1.50x)": how much `b` adds to `a`.
+fn added(a: f64, b: f64) -> String {
+    format!("{:+.2} ms ({:.2}x)", b - a, b / a.max(1e-9))
+}
+
+fn gateway_report(
+    run: &GatewayRun,
+    tcx: Option<&(Latencies, Latencies)>,
+    jobs: usize,
+    spec: LoadSpec,
+) -> Result<String> {
+    let mut s = String::new();
+    writeln!(
+        s,
+        "telegen-gateway {} run as in production: release build, `setpriv` uid/gid {GATEWAY_ID} with no \
+         supplementary groups, no capabilities in any set and no_new_privs, RUST_LOG=info, on 127.0.0.1; \
+         in front of one telegen-probe (direct mode) in a network namespace on a veth, whose socket belongs to \
+         group {GATEWAY_ID}. Client, gateway and probe share this machine's CPUs.\n",
+        run.version
+    )?;
+    latency_report(&mut s, run, tcx, jobs)?;
+    throughput_report(&mut s, &run.loads, spec)?;
+    mem_report(&mut s, &run.mem)?;
+    Ok(s)
+}
+
+fn latency_report(
+    s: &mut String,
+    run: &GatewayRun,
+    tcx: Option<&(Latencies, Latencies)>,
+    jobs: usize,
+) -> Result<()> {
+    writeln!(s, "### Start -> running, REST against gRPC\n")?;
+    writeln!(
+        s,
+        "{jobs} jobs per path on the same probe, interleaved (one gRPC and one REST cycle per iteration, \
+         alternating which goes first); all iterations counted. \
+         gRPC: StartJob {{port, ingress, direct}}, GetJob polled in a tight loop until running, StopJob. \
+         REST: POST /jobs/start, GET /jobs/{{id}} polled in a tight loop until running, POST /jobs/{{id}}/stop, \
+         on one kept-alive HTTP/1.1 connection. \
+         The probe runs with TELEGEN_ATTACH_MODE=tc: under TCX the kernel's attach alone waits ~16 ms \
+         (RCU, see the latency section), which would drown the gateway's own cost.\n"
+    )?;
+    writeln!(
+        s,
+        "| path | attach mode | start->running p50 | p99 | max | stop p50 | p99 | max |"
+    )?;
+    writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+    for (label, l) in [
+        ("gRPC straight to the probe", &run.grpc),
+        ("REST through the gateway", &run.rest),
+    ] {
+        let (a, b) = (&l.start_to_running, &l.stop);
+        writeln!(
+            s,
+            "| {label} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            l.mode,
+            pct(a, 50.0),
+            pct(a, 99.0),
+            a[a.len() - 1],
+            pct(b, 50.0),
+            pct(b, 99.0),
+            b[b.len() - 1]
+        )?;
+    }
+    let (g, r) = (&run.grpc, &run.rest);
+    writeln!(
+        s,
+        "\nThe gateway adds to start->running: p50 {}, p99 {}; to stop: p50 {}, p99 {}.",
+        added(
+            pct(&g.start_to_running, 50.0),
+            pct(&r.start_to_running, 50.0)
+        ),
+        added(
+            pct(&g.start_to_running, 99.0),
+            pct(&r.start_to_running, 99.0)
+        ),
+        added(pct(&g.stop, 50.0), pct(&r.stop, 50.0)),
+        added(pct(&g.stop, 99.0), pct(&r.stop, 99.0)),
+    )?;
+    match tcx {
+        Some((g, r)) => writeln!(
+            s,
+            "\nTCX (a second probe left in auto mode, and its own gateway; {jobs} jobs per path, same method): \
+             start->running p50 gRPC {:.2} ms, REST {:.2} ms: {}. The kernel's attach dominates under TCX \
+             and varies from run to run; the tc figures above are the gateway's cost.",
+            pct(&g.start_to_running, 50.0),
+            pct(&r.start_to_running, 50.0),
+            added(pct(&g.start_to_running, 50.0), pct(&r.start_to_running, 50.0)),
+        )?,
+        None => writeln!(s, "\nTCX: not measured (auto mode is not TCX on this kernel).")?,
+    }
+    Ok(())
+}
+
+fn throughput_report(s: &mut String, loads: &[Load], spec: LoadSpec) -> Result<()> {
+    let LoadSpec { secs, clients } = spec;
+    writeln!(s, "\n### GET /jobs/{{id}} throughput\n")?;
+    writeln!(
+        s,
+        "{clients} concurrent clients, each on its own kept-alive connection and its own thread, calling in a \
+         loop for {secs} s per target, in 1 s slices rotating through the targets; all on one running job. \
+         HTTP clients: ureq (status checked, body read). gRPC clients: tonic, each on its own single-thread \
+         runtime. The gateway itself sends every probe call over one shared gRPC connection. \
+         CPU per request: utime + stime of each process over the target's slices (/proc), divided by the \
+         requests; the client is this bench process.\n"
+    )?;
+    writeln!(
+        s,
+        "| target | requests | req/s | slice min-max req/s | p50 | p99 | CPU / req: client | gateway | probe |"
+    )?;
+    writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    let labels = [
+        "gRPC GetJob straight to the probe (baseline)",
+        "REST GET /jobs/{id} (gateway, then GetJob)",
+        "REST GET /healthz (gateway only, no probe hop)",
+    ];
+    for (label, l) in labels.iter().zip(loads) {
+        let [client, gw, probe] = l.cpu_per_req();
+        writeln!(
+            s,
+            "| {label} | {} | {:.0} | {:.0}-{:.0} | {:.3} ms | {:.3} ms | {client:.1} µs | {gw:.1} µs | {probe:.1} µs |",
+            l.requests,
+            l.rate(),
+            l.slices[0],
+            l.slices[l.slices.len() - 1],
+            pct(&l.lat_ms, 50.0),
+            pct(&l.lat_ms, 99.0),
+        )?;
+    }
+    let [grpc, job, health] = loads else {
+        bail!("expected three loads, got {}", loads.len());
+    };
+    writeln!(
+        s,
+        "\nGET /jobs/{{id}} through the gateway: {:.2}x the requests/s of gRPC GetJob straight to the probe, \
+         {:.2}x those of GET /healthz; p50 latency {} over gRPC, p99 {}.",
+        job.rate() / grpc.rate().max(1e-9),
+        job.rate() / health.rate().max(1e-9),
+        added(pct(&grpc.lat_ms, 50.0), pct(&job.lat_ms, 50.0)),
+        added(pct(&grpc.lat_ms, 99.0), pct(&job.lat_ms, 99.0)),
+    )?;
+    let server_cpu = |l: &Load| l.cpu_per_req()[1] + l.cpu_per_req()[2];
+    writeln!(
+        s,
+        "Server-side CPU per request (gateway + probe; less sensitive than req/s to other work on the \
+         machine): GET /jobs/{{id}} {:.1} µs = {:.2}x gRPC GetJob's {:.1} µs; GET /healthz {:.1} µs.",
+        server_cpu(job),
+        server_cpu(job) / server_cpu(grpc).max(1e-9),
+        server_cpu(grpc),
+        server_cpu(health),
+    )?;
+    Ok(())
+}
+
+fn mem_report(s: &mut String, m: &GatewayMem) -> Result<()> {
+    writeln!(s, "\n### Gateway memory\n")?;
+    writeln!(s, "| process | VmRSS | VmHWM |")?;
+    writeln!(s, "|---|---:|---:|")?;
+    writeln!(
+        s,
+        "| telegen-gateway, just after /healthz first answered | {} | {} |",
+        mib(m.start.0),
+        mib(m.start.1)
+    )?;
+    writeln!(
+        s,
+        "| telegen-gateway, after the runs above and 1 s idle | {} | {} |",
+        mib(m.idle.0),
+        mib(m.idle.1)
+    )?;
+    writeln!(s, "| `sleep 5` (baseline) | {} | |", mib(m.base_rss))?;
+    writeln!(
+        s,
+        "\nGateway idle VmRSS after load = {:.1}x a trivial process; target < 15 MiB: {}.",
+        m.idle.0 as f64 / m.base_rss.max(1) as f64,
+        met(m.idle.0 < GATEWAY_RSS_TARGET_KIB)
+    )?;
+    Ok(())
 }
