@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::Duration,
 };
 
@@ -12,11 +12,11 @@ use crate::{
     netns::{Netns, Veth},
     poll,
     probe::{bin_dir, Probe},
+    unpriv,
 };
 
-/// uid/gid the gateway runs as in tests (nobody/nogroup); the probe gives its
-/// socket to this group (TELEGEN_PROBE_SOCKET_GROUP).
-pub const GATEWAY_ID: &str = "65534";
+/// uid/gid the gateway runs as in tests (nobody/nogroup).
+pub const GATEWAY_ID: &str = unpriv::UNPRIVILEGED_ID;
 
 pub struct Gateway {
     child: Option<Child>,
@@ -102,32 +102,7 @@ impl Gateway {
     }
 
     pub fn respawn(&mut self) -> anyhow::Result<()> {
-        let bin = &self.bin;
-        anyhow::ensure!(bin.exists(), "{} not built", bin.display());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        // Least privilege for real: another uid, no supplementary groups, no
-        // capabilities in any set, and no way to regain them.
-        let child = Command::new("setpriv")
-            .args([
-                &format!("--reuid={GATEWAY_ID}"),
-                &format!("--regid={GATEWAY_ID}"),
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--no-new-privs",
-            ])
-            .arg(bin)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .envs(&self.env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(child);
+        self.child = Some(unpriv::spawn(&self.bin, &self.env, &self.log)?);
         Ok(())
     }
 
