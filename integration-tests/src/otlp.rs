@@ -20,7 +20,10 @@ use tonic::{Request, Response, Status};
 type Store = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
 type Headers = Arc<Mutex<tonic::metadata::MetadataMap>>;
 
-struct Sink(Store, Headers);
+/// Milliseconds the receiver waits before answering (a slow collector).
+type Delay = Arc<std::sync::atomic::AtomicU64>;
+
+struct Sink(Store, Headers, Delay);
 
 #[tonic::async_trait]
 impl MetricsService for Sink {
@@ -28,6 +31,10 @@ impl MetricsService for Sink {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let delay = self.2.load(std::sync::atomic::Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         *self.1.lock().unwrap() = req.metadata().clone();
         self.0.lock().unwrap().push(req.into_inner());
         Ok(Response::new(ExportMetricsServiceResponse {
@@ -42,6 +49,7 @@ pub struct Receiver {
     tls: Option<(String, String)>,
     store: Store,
     headers: Headers,
+    delay: Delay,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -62,6 +70,7 @@ impl Receiver {
             tls,
             store: Store::default(),
             headers: Headers::default(),
+            delay: Delay::default(),
             stop: None,
             task: None,
         };
@@ -81,8 +90,11 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(self.addr).await?;
         self.addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let svc =
-            MetricsServiceServer::new(Sink(Arc::clone(&self.store), Arc::clone(&self.headers)));
+        let svc = MetricsServiceServer::new(Sink(
+            Arc::clone(&self.store),
+            Arc::clone(&self.headers),
+            Arc::clone(&self.delay),
+        ));
         let mut builder = tonic::transport::Server::builder();
         if let Some((cert, key)) = &self.tls {
             let id = tonic::transport::Identity::from_pem(cert, key);
@@ -113,10 +125,20 @@ impl Receiver {
         }
     }
 
+    /// Answer every request only after `ms` milliseconds (0: at once).
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.delay.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A header (gRPC metadata) of the newest request.
     pub fn last_header(&self, name: &str) -> Option<String> {
         let h = self.headers.lock().unwrap();
         h.get(name)?.to_str().ok().map(str::to_string)
+    }
+
+    /// How many requests arrived so far (cheaper than `requests().len()`).
+    pub fn count(&self) -> usize {
+        self.store.lock().unwrap().len()
     }
 
     pub fn requests(&self) -> Vec<ExportMetricsServiceRequest> {

@@ -267,6 +267,39 @@ async fn a_collector_outage_loses_no_count() {
 
 // The receiver runs on this runtime: keep it served while the test blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_collector_times_out_without_piling_up_and_loses_nothing() {
+    // Exporter timeout 2 s (the helper's default); the collector takes 3 s.
+    let s = setup(&[]).await;
+    let job = s.probe.start_job(&s.veth.port, "ingress").await.unwrap();
+    let series = [("job.id", job.job_id.as_str()), ("proto", "ipv4")];
+    s.send(&vec![frames::ipv4_udp(80); 2]);
+    s.exported(&series, 2).await;
+    s.rx.set_delay_ms(3000);
+    s.send(&vec![frames::ipv4_udp(80); 5]);
+    poll(
+        "the exporter to give up on the slow collector",
+        Duration::from_secs(20),
+        || async {
+            s.exporter
+                .log_text()
+                .contains("no answer within")
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    // One request in flight at a time: in 3 s at most a couple of attempts,
+    // not one per 200 ms interval.
+    let before = s.rx.requests().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(s.rx.requests().len() - before <= 3, "requests piled up");
+    s.rx.set_delay_ms(0);
+    s.exported(&series, 7).await;
+    assert_monotonic(&s.rx, &series);
+}
+
+// The receiver runs on this runtime: keep it served while the test blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_restart_continues_the_series() {
     let mut s = setup(&[]).await;
     let job = s.probe.start_job(&s.veth.port, "ingress").await.unwrap();
