@@ -13,14 +13,17 @@
 static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 {
 	int err = -1;
-	__u32 cls = classify(skb, &err);
+	struct verdict v = classify(skb, &err);
 
 	if (err >= 0)
 		count_error(err);
+	if (v.tun < N_TUN_KINDS)
+		count_tunnel(v.tun);
 	/* Wire length: an ingress VLAN tag the kernel moved to skb->vlan_tci
-	 * still crossed the wire. */
-	__u32 len = skb->len + (skb->vlan_present ? 4 : 0);
-	count_packet(skb->ifindex, dir, cls, len);
+	 * still crossed the wire. Inside a tunnel: the mirrored packet's own
+	 * length, without the encapsulation. */
+	__u32 len = v.inner ? skb->len - v.inner : skb->len + (skb->vlan_present ? 4 : 0);
+	count_packet(skb->ifindex, dir, v.cls, len);
 	return TC_ACT_UNSPEC;
 }
 

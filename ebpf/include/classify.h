@@ -1,28 +1,43 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Protocol class of a packet: ipv4, ipv6, icmp6 (IPv6 whose upper layer is
- * ICMPv6) or other. Exclusive: an ICMPv6 packet is icmp6, not also ipv6. */
+ * ICMPv6) or other. Exclusive: an ICMPv6 packet is icmp6, not also ipv6.
+ * A GRE/ERSPAN packet is classified by the packet inside it (tunnel.h). */
 #ifndef TELEGEN_CLASSIFY_H
 #define TELEGEN_CLASSIFY_H
 
+#include <linux/ip.h>
 #include "parse.h"
+#include "tunnel.h"
 
-static __always_inline __u32 classify(struct __sk_buff *skb, int *err)
+#define IP_OFFSET_MASK 0x1fff
+
+/* What the classifier decided for one packet. */
+struct verdict {
+	__u32 cls;
+	__u32 inner; /* offset of the counted packet inside a tunnel, 0 if none */
+	__u32 tun;   /* enum telegen_tun, or N_TUN_KINDS when not GRE at all */
+};
+
+/* Class of the L3 packet at `off` with ethertype `proto`. When `gre` is not
+ * NULL, reports where a GRE header behind it starts (left 0 if none). */
+static __always_inline __u32 classify_l3(struct __sk_buff *skb, void *data, void *end, __u32 off,
+					 __be16 proto, int *err, __u32 *gre)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct l3 l3 = parse_l2(data, end);
-
-	if (l3.truncated) {
-		*err = ERR_TRUNCATED;
-		return CLASS_OTHER;
-	}
-	if (l3.proto == bpf_htons(ETH_P_IP))
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + (off & 0xff);
+		if ((void *)(ip + 1) > end) {
+			*err = ERR_TRUNCATED;
+			return CLASS_IPV4;
+		}
+		/* Only a first fragment has the GRE header. */
+		if (gre && ip->protocol == IPPROTO_GRE && !(ip->frag_off & bpf_htons(IP_OFFSET_MASK)))
+			*gre = off + ((__u32)ip->ihl & 0xf) * 4;
 		return CLASS_IPV4;
-	if (l3.proto != bpf_htons(ETH_P_IPV6))
+	}
+	if (proto != bpf_htons(ETH_P_IPV6))
 		return CLASS_OTHER;
 
-	/* l3.off <= 22 by construction; the mask lets the verifier see it. */
-	struct ipv6hdr *ip6 = data + (l3.off & 0x1f);
+	struct ipv6hdr *ip6 = data + (off & 0xff);
 	if ((void *)(ip6 + 1) > end) {
 		*err = ERR_TRUNCATED;
 		return CLASS_IPV6;
@@ -30,9 +45,53 @@ static __always_inline __u32 classify(struct __sk_buff *skb, int *err)
 	__u8 nh = ip6->nexthdr;
 	if (nh == IPPROTO_ICMPV6)
 		return CLASS_ICMP6;
+	if (gre && nh == IPPROTO_GRE) {
+		*gre = off + sizeof(struct ipv6hdr);
+		return CLASS_IPV6;
+	}
 	if (!ipv6_is_ext(nh))
 		return CLASS_IPV6;
-	return ipv6_upper(skb, l3.off & 0x1f, nh, err) == IPPROTO_ICMPV6 ? CLASS_ICMP6 : CLASS_IPV6;
+	return ipv6_upper(skb, off & 0xff, nh, err) == IPPROTO_ICMPV6 ? CLASS_ICMP6 : CLASS_IPV6;
+}
+
+/* Class of the Ethernet frame at `l2off`. */
+static __always_inline __u32 classify_frame(struct __sk_buff *skb, void *data, void *end,
+					    __u32 l2off, int *err, __u32 *gre)
+{
+	struct l3 l3 = parse_l2(data + (l2off & 0xff), end);
+
+	if (l3.truncated) {
+		*err = ERR_TRUNCATED;
+		return CLASS_OTHER;
+	}
+	return classify_l3(skb, data, end, l2off + l3.off, l3.proto, err, gre);
+}
+
+static __always_inline struct verdict classify(struct __sk_buff *skb, int *err)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct verdict v = { .cls = CLASS_OTHER, .inner = 0, .tun = N_TUN_KINDS };
+	__u32 gre = 0;
+
+	v.cls = classify_frame(skb, data, end, 0, err, &gre);
+	if (!gre)
+		return v;
+
+	__u32 inner = 0, kind = TUN_KIND_NONE;
+	__be16 inner_proto = 0;
+	int payload = gre_payload(data, end, gre, &inner, &inner_proto, &kind, err);
+	v.tun = kind;
+	if (payload == TUN_NONE)
+		return v; /* counted as the outer packet; *err says why */
+
+	/* The mirrored packet itself: no further tunnel is opened. */
+	if (payload == TUN_ETH)
+		v.cls = classify_frame(skb, data, end, inner, err, NULL);
+	else
+		v.cls = classify_l3(skb, data, end, inner, inner_proto, err, NULL);
+	v.inner = inner;
+	return v;
 }
 
 #endif

@@ -34,6 +34,13 @@ static __always_inline void count_error(__u32 code)
 		*e += 1;
 }
 
+static __always_inline void count_tunnel(__u32 kind)
+{
+	__u64 *t = bpf_map_lookup_elem(&tunnel_percpu, &kind);
+	if (t)
+		*t += 1;
+}
+
 static __always_inline void bump(struct counters *c, __u32 len, __u32 bucket)
 {
 	c->packets += 1;

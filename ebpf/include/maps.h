@@ -45,6 +45,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } errors_percpu SEC(".maps");
 
+/* Tunnelled packets by how they were counted (enum telegen_tun). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, N_TUN_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_percpu SEC(".maps");
+
 /* Interface config by ifindex: an array for ifindex < IFCFG_ARRAY_SIZE (the
  * common case, nearly free), a hash above. */
 struct {

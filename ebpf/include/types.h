@@ -45,7 +45,21 @@ enum telegen_err {
 	ERR_IF_SLOT = 3,      /* interface counter slot out of range (overflow) */
 	ERR_JOB_SLOT = 4,     /* job counter slot out of range (overflow) */
 	ERR_GLOBAL = 5,       /* global counter lookup failed */
+	ERR_TUNNEL_MALFORMED = 6, /* GRE/ERSPAN header truncated or of a wrong version: counted as the outer packet */
+	ERR_TUNNEL_UNKNOWN = 7,   /* GRE carrying something other than ERSPAN, Ethernet or IP: counted as the outer packet */
 	N_ERRORS = 8,
+};
+
+/* How a tunnelled packet was counted (tunnel_percpu): by the packet inside,
+ * per tunnel kind, or as the outer packet. */
+enum telegen_tun {
+	TUN_KIND_NONE = 0,      /* GRE we did not open (malformed or unknown payload): counted as outer */
+	TUN_KIND_ERSPAN1 = 1,   /* GRE 0x88BE without sequence number */
+	TUN_KIND_ERSPAN2 = 2,   /* GRE 0x88BE + ERSPAN II header */
+	TUN_KIND_ERSPAN3 = 3,   /* GRE 0x22EB + ERSPAN III header */
+	TUN_KIND_GRE_ETH = 4,   /* GRE 0x6558: Ethernet inside */
+	TUN_KIND_GRE_IP = 5,    /* GRE 0x0800/0x86DD: IP inside */
+	N_TUN_KINDS = 8,
 };
 
 struct counters {

@@ -111,6 +111,65 @@ pub fn arp() -> Vec<u8> {
     f
 }
 
+/// A GRE header: `flags` (C/K/S bits), `proto`, then the optional checksum,
+/// key and sequence fields the flags announce.
+pub fn gre(flags: u16, proto: u16) -> Vec<u8> {
+    let mut g = Vec::with_capacity(16);
+    g.extend_from_slice(&flags.to_be_bytes());
+    g.extend_from_slice(&proto.to_be_bytes());
+    if flags & 0x8000 != 0 {
+        g.extend_from_slice(&[0, 0, 0, 0]);
+    }
+    if flags & 0x2000 != 0 {
+        g.extend_from_slice(&100u32.to_be_bytes()); // key
+    }
+    if flags & 0x1000 != 0 {
+        g.extend_from_slice(&7u32.to_be_bytes()); // sequence
+    }
+    g
+}
+
+/// An ERSPAN type II header (version 1, session 100).
+pub fn erspan2_header() -> Vec<u8> {
+    vec![0x10, 0x00, 0x00, 0x64, 0, 0, 0, 0x07]
+}
+
+/// An ERSPAN type III header (version 2, session 100), with the 8-byte
+/// platform subheader when `subheader` (the O bit).
+pub fn erspan3_header(subheader: bool) -> Vec<u8> {
+    let mut h = vec![0x20, 0x00, 0x00, 0x64, 1, 2, 3, 4, 0, 0, 0x1c, 0x00];
+    if subheader {
+        h[11] |= 1;
+        h.extend_from_slice(&[0xaa; 8]);
+    }
+    h
+}
+
+/// `payload` (GRE header and what it carries) inside IPv4 protocol 47.
+pub fn ipv4_gre(payload: &[u8]) -> Vec<u8> {
+    let mut f = eth(0x0800);
+    f.extend(ipv4_header(47, 20 + payload.len()));
+    f.extend_from_slice(payload);
+    f
+}
+
+/// `payload` inside IPv6 next header 47.
+pub fn ipv6_gre(payload: &[u8]) -> Vec<u8> {
+    let mut f = eth(0x86dd);
+    f.extend(ipv6_header(47, payload.len()));
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The IP packet of an Ethernet frame (its Ethernet header removed).
+pub fn strip_eth(frame: &[u8]) -> Vec<u8> {
+    frame[14..].to_vec()
+}
+
+pub fn concat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
 /// Send `frames` out of `ifname` inside namespace `ns_path`, from a thread
 /// that joins the namespace (setns affects only the calling thread).
 pub fn send(ns_path: &str, ifname: &str, frames: &[Vec<u8>]) -> anyhow::Result<()> {

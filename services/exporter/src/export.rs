@@ -38,8 +38,8 @@ pub struct Exporter {
 fn channel(cfg: &Config) -> anyhow::Result<Channel> {
     let mut ep = Endpoint::from_shared(cfg.endpoint.clone())
         .with_context(|| format!("endpoint {}", cfg.endpoint))?
-        .connect_timeout(cfg.timeout)
-        .timeout(cfg.timeout);
+        // The call deadline is export_once's own timeout (one clear error).
+        .connect_timeout(cfg.timeout);
     if cfg.tls() {
         let mut tls = ClientTlsConfig::new().with_native_roots();
         if let Some(ca) = &cfg.ca_file {

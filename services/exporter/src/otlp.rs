@@ -91,18 +91,21 @@ pub fn kernel_metrics(c: &Collected) -> Vec<Metric> {
             ..Default::default()
         })
         .collect();
-    let errors = c
-        .errors
-        .iter()
-        .map(|(reason, n)| {
-            int_point(
-                vec![kv("reason", &Attr::Str(reason.clone()))],
-                c.errors_start_ns,
-                t,
-                *n,
-            )
-        })
-        .collect();
+    // Labelled global counters: (attribute value, count) since the epoch.
+    let labelled = |key: &str, list: &[(String, u64)]| -> Vec<NumberDataPoint> {
+        list.iter()
+            .map(|(v, n)| {
+                int_point(
+                    vec![kv(key, &Attr::Str(v.clone()))],
+                    c.errors_start_ns,
+                    t,
+                    *n,
+                )
+            })
+            .collect()
+    };
+    let errors = labelled("reason", &c.errors);
+    let tunnel = labelled("kind", &c.tunnel);
     vec![
         monotonic_sum(
             "bpf.packets",
@@ -125,6 +128,13 @@ pub fn kernel_metrics(c: &Collected) -> Vec<Metric> {
             "Packets or parts of their accounting the classifier could not record",
             "{event}",
             errors,
+        ),
+        monotonic_sum(
+            "bpf.tunnel",
+            "GRE/ERSPAN packets by how they were counted: by the packet inside (erspan1/2/3, \
+             gre_eth, gre_ip) or as the outer packet (outer_unopened)",
+            "{packet}",
+            tunnel,
         ),
     ]
 }

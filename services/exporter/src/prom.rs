@@ -72,6 +72,17 @@ pub fn render(c: Option<&Collected>, s: &StatsSnapshot) -> String {
         for (reason, n) in &c.errors {
             let _ = writeln!(out, "bpf_errors_total{{reason=\"{}\"}} {n}", escape(reason));
         }
+        out.push_str(
+            "# HELP bpf_tunnel_packets_total GRE/ERSPAN packets by how they were counted.\n",
+        );
+        out.push_str("# TYPE bpf_tunnel_packets_total counter\n");
+        for (kind, n) in &c.tunnel {
+            let _ = writeln!(
+                out,
+                "bpf_tunnel_packets_total{{kind=\"{}\"}} {n}",
+                escape(kind)
+            );
+        }
     }
     out.push_str("# HELP telegen_exporter_exports_total OTLP export attempts, by result.\n");
     out.push_str("# TYPE telegen_exporter_exports_total counter\n");

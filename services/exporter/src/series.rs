@@ -42,6 +42,8 @@ pub struct Collected {
     pub points: Vec<Point>,
     /// Error counters (reason, count) since the pins' epoch.
     pub errors: Vec<(String, u64)>,
+    /// Tunnelled packets (how they were counted, count) since the epoch.
+    pub tunnel: Vec<(String, u64)>,
     pub errors_start_ns: u64,
 }
 
@@ -118,13 +120,17 @@ pub fn collect(snap: &CounterSnapshot, grace: &JobGrace) -> Collected {
         ];
         push_series(&mut points, &base, j.start_time_unix_nano, &j.series);
     }
-    let mut errors: Vec<(String, u64)> = snap.errors.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    errors.sort();
+    let sorted = |m: &std::collections::HashMap<String, u64>| {
+        let mut v: Vec<(String, u64)> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort();
+        v
+    };
     Collected {
         time_ns: snap.time_unix_nano,
         bounds: snap.hist_bounds.clone(),
         points,
-        errors,
+        errors: sorted(&snap.errors),
+        tunnel: sorted(&snap.tunnel),
         errors_start_ns: snap.start_time_unix_nano,
     }
 }
@@ -183,6 +189,7 @@ pub(crate) mod tests {
                 job("c", "stopped", true),
             ],
             errors: [("truncated".to_string(), 2)].into_iter().collect(),
+            tunnel: [("erspan2".to_string(), 4)].into_iter().collect(),
             hist_bounds: vec![64, 128, 256, 512, 1024, 1518, 4096, 9216],
         }
     }

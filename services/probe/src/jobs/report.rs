@@ -8,7 +8,9 @@ use telegen_proto::v1 as pb;
 use super::model::Job;
 use super::Inner;
 use crate::attach::DIR_NAMES;
-use crate::maps::layout::{get_str, Counters, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, HIST_BUCKETS};
+use crate::maps::layout::{
+    get_str, Counters, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, HIST_BUCKETS, TUNNEL_NAMES,
+};
 use crate::maps::ClassCounters;
 use crate::timefmt::now_ns;
 
@@ -125,6 +127,11 @@ pub fn snapshot(inner: &Inner) -> Result<pb::CounterSnapshot, MapError> {
         });
     }
     snap.errors = errors(inner)?;
+    snap.tunnel = TUNNEL_NAMES
+        .iter()
+        .zip(dp.maps.tunnel()?)
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
     debug_assert_eq!(HIST_BUCKETS, HIST_BOUNDS.len() + 1);
     Ok(snap)
 }

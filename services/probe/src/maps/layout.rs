@@ -17,13 +17,29 @@ pub const HIST_BOUNDS: [u64; HIST_BUCKETS - 1] = [64, 128, 256, 512, 1024, 1518,
 pub const CLASS_NAMES: [&str; N_CLASSES as usize] = ["ipv4", "ipv6", "icmp6", "other"];
 
 /// Error counter names, indexed by enum telegen_err.
-pub const ERROR_NAMES: [&str; 6] = [
+pub const ERROR_NAMES: [&str; 8] = [
     "truncated",
     "ipv6_exthdr_limit",
     "no_iface_config",
     "iface_slot_overflow",
     "job_slot_overflow",
     "global_lookup",
+    "tunnel_malformed",
+    "tunnel_unknown_payload",
+];
+
+/// Entries of tunnel_percpu (enum telegen_tun).
+pub const N_TUN_KINDS: u32 = 8;
+
+/// How tunnelled packets were counted, indexed by enum telegen_tun: by the
+/// packet inside (per tunnel kind), or as the outer packet.
+pub const TUNNEL_NAMES: [&str; 6] = [
+    "outer_unopened",
+    "erspan1",
+    "erspan2",
+    "erspan3",
+    "gre_eth",
+    "gre_ip",
 ];
 
 #[repr(C)]

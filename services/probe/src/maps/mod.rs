@@ -10,7 +10,7 @@ use layout::*;
 
 /// Names of every map the object pins, with the expected key/value sizes and
 /// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 9] = [
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 10] = [
     (
         "stats_percpu",
         4,
@@ -30,6 +30,7 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 9] = [
         MAX_JOB_SLOTS * N_CLASSES,
     ),
     ("errors_percpu", 4, 8, N_ERRORS),
+    ("tunnel_percpu", 4, 8, N_TUN_KINDS),
     (
         "ifcfg",
         4,
@@ -59,6 +60,7 @@ pub struct Maps {
     if_stats: PerCpuArray<MapData, LabeledCounters>,
     job_stats: PerCpuArray<MapData, LabeledCounters>,
     errors: PerCpuArray<MapData, u64>,
+    tunnel: PerCpuArray<MapData, u64>,
     ifcfg: Array<MapData, IfCfg>,
     ifcfg_hash: HashMap<MapData, u32, IfCfg>,
     meta: Array<MapData, Meta>,
@@ -90,6 +92,7 @@ impl Maps {
             if_stats: take(ebpf, "if_stats_percpu")?,
             job_stats: take(ebpf, "job_stats_percpu")?,
             errors: take(ebpf, "errors_percpu")?,
+            tunnel: take(ebpf, "tunnel_percpu")?,
             ifcfg: take(ebpf, "ifcfg")?,
             ifcfg_hash: take(ebpf, "ifcfg_hash")?,
             meta: take(ebpf, "meta")?,
@@ -161,6 +164,13 @@ impl Maps {
     pub fn errors(&self) -> Result<Vec<u64>, MapError> {
         (0..N_ERRORS)
             .map(|i| Ok(self.errors.get(&i, 0)?.iter().sum()))
+            .collect()
+    }
+
+    /// Tunnelled packets by how they were counted (TUNNEL_NAMES order).
+    pub fn tunnel(&self) -> Result<Vec<u64>, MapError> {
+        (0..TUNNEL_NAMES.len() as u32)
+            .map(|i| Ok(self.tunnel.get(&i, 0)?.iter().sum()))
             .collect()
     }
 
