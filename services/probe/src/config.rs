@@ -7,6 +7,7 @@ use telegen_common::{ProbeAddr, DEFAULT_PROBE_ADDR};
 
 use crate::jobs::model::MirrorMode;
 use crate::maps::layout::MAX_JOB_SLOTS;
+use crate::mirror::erspan::ErspanSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachPref {
@@ -22,9 +23,9 @@ pub struct Config {
     pub pin_dir: PathBuf,
     pub attach: AttachPref,
     pub mirror_mode: MirrorMode,
-    pub erspan_name: String,
-    pub erspan_local: Option<String>,
-    pub erspan_remote: Option<String>,
+    /// TELEGEN_ERSPAN_*: the netdev of `erspan` jobs (and the interface
+    /// name placeholder jobs report).
+    pub erspan: ErspanSettings,
     pub otlp_endpoint: String,
     /// Group given the unix socket (mode 0660), so that the unprivileged
     /// gateway and exporter can connect: TELEGEN_PROBE_SOCKET_GROUP, a group
@@ -87,9 +88,8 @@ impl Config {
             None => MirrorMode::Erspan,
             Some(v) => MirrorMode::parse(&v).map_err(|m| err("TELEGEN_MIRROR_MODE", m))?,
         };
-        let erspan_name = var("TELEGEN_ERSPAN_NAME").unwrap_or_else(|| "erspan0".into());
-        crate::validate::ifname(&erspan_name)
-            .map_err(|e| err("TELEGEN_ERSPAN_NAME", e.to_string()))?;
+        let erspan =
+            ErspanSettings::from_vars(var, format!("telegen-sonic {}", pin_dir.display()))?;
         let socket_gid = match var("TELEGEN_PROBE_SOCKET_GROUP") {
             None => None,
             Some(g) => Some(
@@ -104,9 +104,7 @@ impl Config {
             pin_dir,
             attach,
             mirror_mode,
-            erspan_name,
-            erspan_local: var("TELEGEN_ERSPAN_LOCAL"),
-            erspan_remote: var("TELEGEN_ERSPAN_REMOTE"),
+            erspan,
             otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .unwrap_or_else(|| "http://localhost:4317".into()),
         })

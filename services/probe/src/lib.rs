@@ -8,6 +8,7 @@ pub mod config;
 pub mod datapath;
 pub mod jobs;
 pub mod maps;
+pub mod mirror;
 pub mod netlink;
 pub mod server;
 pub mod timefmt;

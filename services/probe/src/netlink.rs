@@ -24,6 +24,11 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
+    /// The underlying rtnetlink handle (for the ERSPAN netdev).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// The ifindex of `name`, or None when no such interface exists.
     pub async fn ifindex(&self, name: &str) -> Result<Option<u32>, rtnetlink::Error> {
         let mut links = self

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::datapath::{Datapath, KernelInfo};
 use crate::maps::layout::{IfaceRec, MAX_IF_SLOTS, MAX_JOBS_PER_HOOK, MAX_JOB_SLOTS};
+use crate::mirror::erspan::Erspan;
 use crate::netlink::Netlink;
 use crate::timefmt::now_ns;
 use crate::validate::{self, InvalidInput};
@@ -52,6 +53,16 @@ pub struct JobManager {
     pub dp_reason: String,
     netlink: Netlink,
     inner: Mutex<Inner>,
+}
+
+/// The mode a job runs in and where it counts.
+struct Resolved {
+    mode: MirrorMode,
+    iface: String,
+    ifindex: u32,
+    fallback: String,
+    /// The erspan netdev was created for this start.
+    created_netdev: bool,
 }
 
 /// A validated StartJob request.
@@ -133,52 +144,119 @@ impl JobManager {
         self.dp_reason.is_empty()
     }
 
-    /// The mode a job really runs in, and why when it differs (seed rule:
-    /// erspan not configured or failing falls back to placeholder).
-    fn effective_mode(&self, requested: MirrorMode) -> Result<(MirrorMode, String), JobError> {
+    fn erspan(&self) -> Erspan<'_> {
+        Erspan {
+            handle: self.netlink.handle(),
+            settings: &self.cfg.erspan,
+        }
+    }
+
+    /// The mode a job really runs in, the interface it counts on, and why
+    /// when the mode differs from the request (seed rule: erspan not
+    /// configured or failing falls back to placeholder, which does nothing
+    /// privileged). Called under the job mutex, so provisioning the erspan
+    /// netdev is serialised with the stops that may remove it.
+    async fn resolve_mirror(
+        &self,
+        requested: MirrorMode,
+        port: &str,
+        port_ifindex: u32,
+    ) -> Result<Resolved, JobError> {
+        let name = &self.cfg.erspan.name;
+        let placeholder = |why: String| {
+            Ok(Resolved {
+                mode: MirrorMode::Placeholder,
+                iface: name.clone(),
+                ifindex: port_ifindex,
+                fallback: if why.is_empty() {
+                    why
+                } else {
+                    format!("{why}; fell back to placeholder")
+                },
+                created_netdev: false,
+            })
+        };
         match requested {
-            MirrorMode::Placeholder => Ok((MirrorMode::Placeholder, String::new())),
-            MirrorMode::Direct if self.datapath_enabled() => {
-                Ok((MirrorMode::Direct, String::new()))
-            }
+            MirrorMode::Placeholder => placeholder(String::new()),
+            MirrorMode::Direct if self.datapath_enabled() => Ok(Resolved {
+                mode: MirrorMode::Direct,
+                iface: port.to_string(),
+                ifindex: port_ifindex,
+                fallback: String::new(),
+                created_netdev: false,
+            }),
             MirrorMode::Direct => Err(JobError::Precondition(format!(
                 "mirror mode direct needs the BPF datapath, which is off: {}",
                 self.dp_reason
             ))),
             MirrorMode::Erspan | MirrorMode::Sonic => {
-                let why = if self.cfg.erspan_local.is_none() || self.cfg.erspan_remote.is_none() {
-                    format!(
-                        "{} mode is not configured (TELEGEN_ERSPAN_LOCAL and TELEGEN_ERSPAN_REMOTE are required); fell back to placeholder",
-                        requested.as_str()
-                    )
-                } else {
-                    format!(
-                        "{} provisioning is not available in this build; fell back to placeholder",
-                        requested.as_str()
-                    )
+                let mode = requested.as_str();
+                let (local, remote) = match self.cfg.erspan.endpoints() {
+                    Ok(e) => e,
+                    Err(missing) => {
+                        return placeholder(format!(
+                            "{mode} mode is not configured ({} unset; TELEGEN_ERSPAN_LOCAL and TELEGEN_ERSPAN_REMOTE are required)",
+                            missing.join(" and ")
+                        ))
+                    }
                 };
-                Ok((MirrorMode::Placeholder, why))
+                if requested == MirrorMode::Sonic {
+                    return placeholder(
+                        "sonic mode (SONiC mirror sessions) is not available in this build".into(),
+                    );
+                }
+                if !self.datapath_enabled() {
+                    return placeholder(format!(
+                        "erspan mode needs the BPF datapath, which is off: {}",
+                        self.dp_reason
+                    ));
+                }
+                match self.erspan().ensure(local, remote, port).await {
+                    Ok(p) => {
+                        info!(interface = %name, ifindex = p.ifindex, created = p.created, ours = p.ours, "erspan netdev ready");
+                        Ok(Resolved {
+                            mode: MirrorMode::Erspan,
+                            iface: name.clone(),
+                            ifindex: p.ifindex,
+                            fallback: String::new(),
+                            created_netdev: p.created,
+                        })
+                    }
+                    Err(e) if e.is_conflict() => Err(JobError::Precondition(e.to_string())),
+                    Err(e) => placeholder(format!("erspan provisioning failed: {e}")),
+                }
             }
+        }
+    }
+
+    /// Delete the erspan netdev when no active erspan job is left and this
+    /// probe created it (it carries our owner mark); a reused one stays.
+    async fn release_erspan_if_unused(&self, inner: &Inner) {
+        let in_use = inner
+            .jobs
+            .iter()
+            .flatten()
+            .any(|j| j.mirror_mode == MirrorMode::Erspan && j.wants_attachment());
+        if in_use {
+            return;
+        }
+        match self.erspan().release().await {
+            Ok(true) => {
+                info!(interface = %self.cfg.erspan.name, "removed the erspan netdev we created")
+            }
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "removing the erspan netdev we created"),
         }
     }
 
     pub async fn start(self: &Arc<Self>, req: pb::StartJobRequest) -> Result<Job, JobError> {
         let spec = validate_start(&req, self.cfg.mirror_mode)?;
-        let ifindex = self
+        let port_ifindex = self
             .netlink
             .ifindex(&spec.port)
             .await
             .map_err(|e| JobError::Internal(format!("interface lookup: {e}")))?
             .ok_or_else(|| InvalidInput::PortUnknown(spec.port.clone()))?;
-        let (mirror, fallback) = self.effective_mode(spec.mirror)?;
-        if !fallback.is_empty() {
-            warn!(port = %spec.port, reason = %fallback, "mirror fallback");
-        }
-        let iface = if mirror == MirrorMode::Placeholder {
-            self.cfg.erspan_name.clone()
-        } else {
-            spec.port.clone()
-        };
 
         let mut inner = self.inner.lock().await;
         let active = inner
@@ -189,6 +267,18 @@ impl JobManager {
             .count() as u32;
         if active >= self.cfg.max_jobs {
             return Err(JobError::Capacity(self.cfg.max_jobs));
+        }
+        let Resolved {
+            mode: mirror,
+            iface,
+            ifindex,
+            fallback,
+            created_netdev,
+        } = self
+            .resolve_mirror(spec.mirror, &spec.port, port_ifindex)
+            .await?;
+        if !fallback.is_empty() {
+            warn!(port = %spec.port, requested = spec.mirror.as_str(), reason = %fallback, "mirror fallback");
         }
         if mirror.attaches() {
             let same_hook = inner
@@ -202,6 +292,9 @@ impl JobManager {
                 })
                 .count();
             if same_hook >= MAX_JOBS_PER_HOOK {
+                if created_netdev {
+                    self.release_erspan_if_unused(&inner).await;
+                }
                 return Err(JobError::Capacity(MAX_JOBS_PER_HOOK as u32));
             }
         }
@@ -285,6 +378,9 @@ impl JobManager {
             if let Err(e) = self.reconcile(&mut inner, ifindex).await {
                 warn!(error = %e, "cleanup after failed start");
             }
+            if job.mirror_mode == MirrorMode::Erspan {
+                self.release_erspan_if_unused(&inner).await;
+            }
         }
     }
 
@@ -324,15 +420,18 @@ impl JobManager {
             return job.clone();
         }
         job.state = JobState::Stopping;
-        let (id, ifindex, attaches) = (job.id, job.ifindex, job.mirror_mode.attaches());
+        let (id, ifindex, mirror) = (job.id, job.ifindex, job.mirror_mode);
         let snapshot = job.clone();
         inner.persist(&snapshot);
         let mut err = String::new();
-        if attaches {
+        if mirror.attaches() {
             if let Err(e) = self.reconcile(inner, ifindex).await {
                 warn!(job_id = %id, error = %e, "detach while stopping");
                 err = e;
             }
+        }
+        if mirror == MirrorMode::Erspan {
+            self.release_erspan_if_unused(inner).await;
         }
         let job = inner.jobs[slot as usize]
             .as_mut()
@@ -447,6 +546,9 @@ impl JobManager {
             .filter(|j| j.state == JobState::Starting)
             .map(|j| (j.slot, j.id))
             .collect();
+        // A netdev of ours that no job wants any more (a stop interrupted
+        // between detach and delete) goes now.
+        self.release_erspan_if_unused(&inner).await;
         drop(inner);
         for (slot, id) in starting {
             self.activate(slot, id).await;
