@@ -10,22 +10,28 @@
 //!    probe: start -> running over REST against the same cycle over gRPC,
 //!    GET /jobs/{id} throughput against gRPC GetJob and GET /healthz, and
 //!    the gateway's RSS against a trivial process.
+//! 5. The OTLP exporter, run unprivileged as in production between a
+//!    synthetic probe (WatchCounters only, 4 series per owner) and a real
+//!    OTLP/gRPC receiver: exports, requests per interval, data points and
+//!    bytes per request, CPU per export with 64 interfaces and 2 jobs
+//!    against a global-only snapshot (and 2 interfaces), and its RSS.
 //!
 //! Prints a markdown report and writes it to `bench-results/latest.md`.
 //! Environment: BENCH_REPEAT (test-run repeat, default 2000000), BENCH_ROUNDS
 //! (default 5), BENCH_JOBS (start/stop iterations, default 100),
 //! BENCH_HTTP_SECS (seconds of load per throughput target, default 5),
 //! BENCH_HTTP_CLIENTS (concurrent clients, default 8),
-//! BENCH_SECTIONS (comma list of classifier,rss,latency,gateway; default all),
-//! TELEGEN_BIN_DIR (where telegen-probe and telegen-gateway are; default
-//! <workspace>/target/release).
+//! BENCH_EXPORT_SECS (seconds of exports measured per exporter case, default
+//! 10), BENCH_SECTIONS (comma list of classifier,rss,latency,gateway,exporter;
+//! default all), TELEGEN_BIN_DIR (where telegen-probe, telegen-gateway and
+//! telegen-exporter are; default <workspace>/target/release).
 
 use std::{
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
-    sync::Barrier,
+    sync::{Arc, Barrier},
     time::{Duration, Instant},
 };
 
@@ -39,13 +45,25 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
+use opentelemetry_proto::tonic::{
+    collector::metrics::v1::ExportMetricsServiceRequest, metrics::v1::metric::Data,
+};
 use telegen_common::{connect_probe, ProbeAddr};
-use telegen_integration_tests::gateway::{agent, http, Gateway, Req, GATEWAY_ID};
+use telegen_integration_tests::{
+    exporter::Exporter,
+    gateway::{agent, http, Gateway, Req, GATEWAY_ID},
+    otlp::{self, Receiver},
+    unpriv::UNPRIVILEGED_ID,
+};
 use telegen_probe::{
     datapath::{EMPTY_OBJECT, OBJECT, SEED_LIKE_OBJECT},
-    maps::layout::{Counters, IfCfg, LabeledCounters, CLASS_NAMES, N_CLASSES, N_ERRORS},
+    maps::layout::{
+        Counters, IfCfg, LabeledCounters, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, N_CLASSES,
+        N_ERRORS, TUNNEL_NAMES,
+    },
 };
 use telegen_proto::v1::{self as pb, probe_client::ProbeClient};
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::transport::Channel;
 
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
@@ -103,6 +121,7 @@ fn run() -> Result<bool> {
         secs: env_num("BENCH_HTTP_SECS", 5, 1)? as u32,
         clients: env_num("BENCH_HTTP_CLIENTS", 8, 1)? as usize,
     };
+    let export_secs = env_num("BENCH_EXPORT_SECS", 10, 1)?;
     let sections = std::env::var("BENCH_SECTIONS").unwrap_or_default();
     let want = |s: &str| sections.trim().is_empty() || sections.split(',').any(|x| x.trim() == s);
     let bin_dir = std::env::var_os("TELEGEN_BIN_DIR")
@@ -156,6 +175,13 @@ fn run() -> Result<bool> {
         section(
             "REST gateway (telegen-gateway, unprivileged)",
             rt.block_on(bench_gateway(&bin_dir, jobs, load)),
+        );
+    }
+    if want("exporter") {
+        eprintln!("telegen-bench: OTLP exporter ({export_secs} s of exports per case)...");
+        section(
+            "OTLP exporter (telegen-exporter, unprivileged)",
+            rt.block_on(bench_exporter(&bin_dir, export_secs)),
         );
     }
     let _ = writeln!(
@@ -454,18 +480,19 @@ impl Prog {
     }
 }
 
-/// A pin directory removed when dropped.
-struct PinDir(PathBuf);
+/// A directory (of pins, of a socket and logs) created empty and removed
+/// with its contents when dropped.
+struct ScratchDir(PathBuf);
 
-impl PinDir {
+impl ScratchDir {
     fn fresh(path: PathBuf) -> Result<Self> {
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(PinDir(path))
+        Ok(ScratchDir(path))
     }
 }
 
-impl Drop for PinDir {
+impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Err(e) = fs::remove_dir_all(&self.0) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -487,7 +514,7 @@ fn median(v: &[u64]) -> f64 {
 }
 
 fn bench_classifier(repeat: u32, rounds: usize) -> Result<String> {
-    let pins = PinDir::fresh(PathBuf::from(format!(
+    let pins = ScratchDir::fresh(PathBuf::from(format!(
         "/sys/fs/bpf/telegen-bench-{}",
         std::process::id()
     )))?;
@@ -1615,6 +1642,31 @@ fn cpu_us(pid: u32) -> Result<f64> {
     Ok((tick(11)? + tick(12)?) as f64 * 1e6 / hz)
 }
 
+/// utime + stime of `pid` so far, in µs, at ns resolution: its process
+/// CPU-time clock, the same sum (sum_exec_runtime) `cpu_us` reads from
+/// /proc in clock ticks.
+fn cpu_clock_us(pid: u32) -> Result<f64> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: writes the clock id into `clock`.
+    let rc = unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) };
+    ensure!(
+        rc == 0,
+        "clock_getcpuclockid({pid}): {}",
+        std::io::Error::from_raw_os_error(rc)
+    );
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the time into `ts`.
+    ensure!(
+        unsafe { libc::clock_gettime(clock, &mut ts) } == 0,
+        "reading the CPU clock of {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3)
+}
+
 fn cpus_us(pids: [u32; 3]) -> Result<[f64; 3]> {
     Ok([cpu_us(pids[0])?, cpu_us(pids[1])?, cpu_us(pids[2])?])
 }
@@ -1686,8 +1738,9 @@ async fn get_throughput(stack: &GatewayStack, port: &str, spec: LoadSpec) -> Res
     Ok(loads)
 }
 
-/// Gateway memory: just after start, and after the load and 1 s idle.
-struct GatewayMem {
+/// A service's memory: just after start, and after the load and 1 s more;
+/// the `sleep` baseline measured in the same run.
+struct ServiceMem {
     start: (u64, u64),
     idle: (u64, u64),
     base_rss: u64,
@@ -1699,7 +1752,7 @@ struct GatewayRun {
     grpc: Latencies,
     rest: Latencies,
     loads: Vec<Load>,
-    mem: GatewayMem,
+    mem: ServiceMem,
 }
 
 /// Everything on one probe (attach forced to tc) and one gateway.
@@ -1730,7 +1783,7 @@ async fn gateway_run(
         grpc,
         rest,
         loads,
-        mem: GatewayMem {
+        mem: ServiceMem {
             start,
             idle,
             base_rss: baseline_rss_kib().await?,
@@ -1792,7 +1845,17 @@ fn gateway_report(
     )?;
     latency_report(&mut s, run, tcx, jobs)?;
     throughput_report(&mut s, &run.loads, spec)?;
-    mem_report(&mut s, &run.mem)?;
+    mem_report(
+        &mut s,
+        "Gateway memory",
+        [
+            "telegen-gateway, just after /healthz first answered",
+            "telegen-gateway, after the runs above and 1 s idle",
+        ],
+        "Gateway idle VmRSS after load",
+        &run.mem,
+        GATEWAY_RSS_TARGET_KIB,
+    )?;
     Ok(s)
 }
 
@@ -1925,28 +1988,600 @@ fn throughput_report(s: &mut String, loads: &[Load], spec: LoadSpec) -> Result<(
     Ok(())
 }
 
-fn mem_report(s: &mut String, m: &GatewayMem) -> Result<()> {
-    writeln!(s, "\n### Gateway memory\n")?;
+/// "### `heading`": VmRSS and VmHWM at start and after the load (`rows`
+/// labels them), the `sleep` baseline, then "`summary` = ...x a trivial
+/// process" and whether the VmRSS after the load is below `target_kib`.
+fn mem_report(
+    s: &mut String,
+    heading: &str,
+    rows: [&str; 2],
+    summary: &str,
+    m: &ServiceMem,
+    target_kib: u64,
+) -> Result<()> {
+    writeln!(s, "\n### {heading}\n")?;
     writeln!(s, "| process | VmRSS | VmHWM |")?;
     writeln!(s, "|---|---:|---:|")?;
-    writeln!(
-        s,
-        "| telegen-gateway, just after /healthz first answered | {} | {} |",
-        mib(m.start.0),
-        mib(m.start.1)
-    )?;
-    writeln!(
-        s,
-        "| telegen-gateway, after the runs above and 1 s idle | {} | {} |",
-        mib(m.idle.0),
-        mib(m.idle.1)
-    )?;
+    for (label, (rss, hwm)) in rows.iter().zip([m.start, m.idle]) {
+        writeln!(s, "| {label} | {} | {} |", mib(rss), mib(hwm))?;
+    }
     writeln!(s, "| `sleep 5` (baseline) | {} | |", mib(m.base_rss))?;
     writeln!(
         s,
-        "\nGateway idle VmRSS after load = {:.1}x a trivial process; target < 15 MiB: {}.",
+        "\n{summary} = {:.1}x a trivial process; target < {} MiB: {}.",
         m.idle.0 as f64 / m.base_rss.max(1) as f64,
-        met(m.idle.0 < GATEWAY_RSS_TARGET_KIB)
+        target_kib / 1024,
+        met(m.idle.0 < target_kib)
     )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 5. The OTLP exporter
+// ---------------------------------------------------------------------------
+
+/// Every export the exporter is asked for, in ms (its WatchCounters interval
+/// too: one snapshot per export).
+const EXPORT_INTERVAL_MS: u64 = 100;
+const EXPORTER_RSS_TARGET_KIB: u64 = 15 * 1024;
+/// Synthetic traffic per size bucket (64 ... 9216, +Inf): (share in %, the
+/// frame size its packets count as).
+const SIZE_MIX: [(u64, u64); HIST_BOUNDS.len() + 1] = [
+    (30, 64),
+    (10, 100),
+    (8, 200),
+    (6, 400),
+    (6, 800),
+    (30, 1500),
+    (4, 3000),
+    (6, 9000),
+    (0, 9216),
+];
+
+/// What a synthetic snapshot holds, besides the global series.
+#[derive(Clone, Copy)]
+struct Shape {
+    ifaces: u32,
+    jobs: u32,
+}
+
+impl Shape {
+    fn label(self) -> String {
+        match (self.ifaces, self.jobs) {
+            (0, 0) => "global only (0 interfaces, 0 jobs)".into(),
+            (i, j) => format!("{i} interfaces, {j} jobs"),
+        }
+    }
+
+    /// Counter series: one per protocol class of each owner.
+    fn series(self) -> usize {
+        CLASS_NAMES.len() * (1 + self.ifaces + self.jobs) as usize
+    }
+
+    /// Data points of bpf.packets and bpf.bytes in one complete export.
+    fn kernel_points(self) -> usize {
+        2 * self.series()
+    }
+}
+
+/// Counters of synthetic series #`n` after `tick` snapshots: long-running
+/// magnitudes (~1e8 packets), growing every tick, the buckets adding up to
+/// the packets.
+fn synthetic_counters(n: u64, tick: u64) -> pb::Counters {
+    let unit = (1 + n % 8) * (1_000_000 + tick * 1_000);
+    let hist: Vec<u64> = SIZE_MIX.iter().map(|(share, _)| unit * share).collect();
+    let bytes = SIZE_MIX
+        .iter()
+        .map(|(share, size)| unit * share * size)
+        .sum();
+    pb::Counters {
+        packets: hist.iter().sum(),
+        bytes,
+        hist,
+    }
+}
+
+/// The four protocol series of an owner, their counters still to be set.
+fn class_series() -> Vec<pb::Series> {
+    CLASS_NAMES
+        .iter()
+        .map(|proto| pb::Series {
+            proto: (*proto).into(),
+            counters: None,
+        })
+        .collect()
+}
+
+fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What a probe with `shape` whose counters started at `epoch_ns` sends,
+/// but the time and the counters: SONiC port names, running jobs, every
+/// error and tunnel counter, the kernel's bucket bounds, start times that
+/// never change.
+fn synthetic_template(shape: Shape, epoch_ns: u64) -> pb::CounterSnapshot {
+    let name = |i: u32| format!("Ethernet{}", 4 * i);
+    let interfaces = (0..shape.ifaces).map(|i| pb::InterfaceSeries {
+        ifindex: 10 + i,
+        interface: name(i),
+        direction: "ingress".into(),
+        start_time_unix_nano: epoch_ns + u64::from(i) * 1_000_000,
+        series: class_series(),
+    });
+    let jobs = (0..shape.jobs).map(|j| pb::JobSeries {
+        job_id: uuid::Uuid::from_u128(0x7e1e_9e00_0000_4000_8000_0000_0000_0000 + u128::from(j))
+            .to_string(),
+        interface: name(j),
+        direction: "ingress".into(),
+        status: "running".into(),
+        otlp_export: true,
+        start_time_unix_nano: epoch_ns + 3_600_000_000_000,
+        series: class_series(),
+        stopped_time_unix_nano: 0,
+    });
+    pb::CounterSnapshot {
+        start_time_unix_nano: epoch_ns,
+        global: class_series(),
+        interfaces: interfaces.collect(),
+        jobs: jobs.collect(),
+        errors: ERROR_NAMES.iter().map(|e| (e.to_string(), 0)).collect(),
+        tunnel: TUNNEL_NAMES.iter().map(|t| (t.to_string(), 0)).collect(),
+        hist_bounds: HIST_BOUNDS.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Snapshot #`tick`: `template` stamped now, every series numbered in
+/// order with its counters after `tick` snapshots.
+fn synthetic_snapshot(template: &pb::CounterSnapshot, tick: u64) -> pb::CounterSnapshot {
+    let mut snap = template.clone();
+    snap.time_unix_nano = now_unix_ns();
+    let series = snap
+        .global
+        .iter_mut()
+        .chain(snap.interfaces.iter_mut().flat_map(|i| &mut i.series))
+        .chain(snap.jobs.iter_mut().flat_map(|j| &mut j.series));
+    for (n, s) in (0..).zip(series) {
+        s.counters = Some(synthetic_counters(n, tick));
+    }
+    snap
+}
+
+/// The Probe service with only WatchCounters, streaming synthetic snapshots.
+struct FakeProbe {
+    template: Arc<pb::CounterSnapshot>,
+}
+
+fn synthetic_only() -> tonic::Status {
+    tonic::Status::unimplemented("the bench's synthetic probe only streams counters")
+}
+
+type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
+
+#[tonic::async_trait]
+impl pb::probe_server::Probe for FakeProbe {
+    async fn start_job(&self, _: tonic::Request<pb::StartJobRequest>) -> Reply<pb::Job> {
+        Err(synthetic_only())
+    }
+
+    async fn get_job(&self, _: tonic::Request<pb::GetJobRequest>) -> Reply<pb::Job> {
+        Err(synthetic_only())
+    }
+
+    async fn list_jobs(
+        &self,
+        _: tonic::Request<pb::ListJobsRequest>,
+    ) -> Reply<pb::ListJobsResponse> {
+        Err(synthetic_only())
+    }
+
+    async fn stop_job(&self, _: tonic::Request<pb::StopJobRequest>) -> Reply<pb::Job> {
+        Err(synthetic_only())
+    }
+
+    async fn get_results(&self, _: tonic::Request<pb::GetResultsRequest>) -> Reply<pb::Results> {
+        Err(synthetic_only())
+    }
+
+    type WatchCountersStream = ReceiverStream<Result<pb::CounterSnapshot, tonic::Status>>;
+
+    /// One snapshot per interval (clamped like the probe's), until the
+    /// client goes away.
+    async fn watch_counters(
+        &self,
+        req: tonic::Request<pb::WatchCountersRequest>,
+    ) -> Reply<Self::WatchCountersStream> {
+        let ms = req.into_inner().interval_ms.clamp(100, 3_600_000);
+        let template = Arc::clone(&self.template);
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(ms.into()));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for tick in 0.. {
+                every.tick().await;
+                let snap = synthetic_snapshot(&template, tick);
+                if tx.send(Ok(snap)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(tonic::Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_info(&self, _: tonic::Request<pb::GetInfoRequest>) -> Reply<pb::Info> {
+        Err(synthetic_only())
+    }
+}
+
+/// `FakeProbe` served in this process on `dir/probe.sock`, which the
+/// unprivileged group may connect to (as TELEGEN_PROBE_SOCKET_GROUP makes
+/// the real probe's); stops serving when dropped.
+struct SyntheticProbe {
+    socket: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SyntheticProbe {
+    fn start(dir: &Path, shape: Shape) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let socket = dir.join("probe.sock");
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .with_context(|| format!("binding {}", socket.display()))?;
+        let gid: u32 = UNPRIVILEGED_ID.parse()?;
+        std::os::unix::fs::chown(&socket, None, Some(gid))
+            .with_context(|| format!("chown {}", socket.display()))?;
+        fs::set_permissions(&socket, fs::Permissions::from_mode(0o660))?;
+        // Counters "started" an hour ago, and stay so.
+        let epoch_ns = now_unix_ns() - 3_600_000_000_000;
+        let probe = FakeProbe {
+            template: Arc::new(synthetic_template(shape, epoch_ns)),
+        };
+        let server = tonic::transport::Server::builder()
+            .add_service(pb::probe_server::ProbeServer::new(probe))
+            .serve_with_incoming(UnixListenerStream::new(listener));
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.await {
+                eprintln!("telegen-bench: synthetic probe: {e}");
+            }
+        });
+        Ok(SyntheticProbe { socket, task })
+    }
+}
+
+impl Drop for SyntheticProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = fs::remove_file(&self.socket);
+    }
+}
+
+/// Data points in one OTLP request: in every metric, and in bpf.packets and
+/// bpf.bytes (the series of the snapshot).
+fn data_points(r: &ExportMetricsServiceRequest) -> (usize, usize) {
+    let metrics = r
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics);
+    let (mut all, mut kernel) = (0, 0);
+    for m in metrics {
+        let n = match &m.data {
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            _ => 0,
+        };
+        all += n;
+        if matches!(m.name.as_str(), "bpf.packets" | "bpf.bytes") {
+            kernel += n;
+        }
+    }
+    (all, kernel)
+}
+
+/// The first packets value of a request (the global ipv4 series).
+fn first_packets(r: &ExportMetricsServiceRequest) -> Option<i64> {
+    let m = r
+        .resource_metrics
+        .first()?
+        .scope_metrics
+        .first()?
+        .metrics
+        .first()?;
+    match &m.data {
+        Some(Data::Sum(s)) => s.data_points.first().map(otlp::int_value),
+        _ => None,
+    }
+}
+
+/// Wait (up to 20 s) for the first export with every series of `shape`.
+async fn first_full_export(rx: &Receiver, exporter: &mut Exporter, shape: Shape) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        exporter.check_running()?;
+        let got = rx.requests().last().map_or(0, |r| data_points(r).1);
+        ensure!(
+            got <= shape.kernel_points(),
+            "an export carried {got} bpf.packets/bpf.bytes points, expected {} for {}",
+            shape.kernel_points(),
+            shape.label()
+        );
+        if got == shape.kernel_points() {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no export with every series within 20 s; exporter log:\n{}",
+            tail(&exporter.log_text())
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Wait (up to 5 s, polling every ms) until request #`n` (counting from 1)
+/// has arrived; the instant it was seen.
+async fn export_arrival(rx: &Receiver, n: usize) -> Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rx.count() < n {
+        ensure!(
+            Instant::now() < deadline,
+            "export #{n} did not arrive within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(Instant::now())
+}
+
+/// One exporter's exports over a measured window.
+struct ExportRun {
+    shape: Shape,
+    exports: usize,
+    secs: f64,
+    /// The exporter's CPU time over the window, µs: from its CPU clock, and
+    /// from /proc (10 ms ticks).
+    cpu_us: f64,
+    proc_cpu_us: f64,
+    /// Fewest and most data points in one request.
+    points: (usize, usize),
+    /// Whether every request carried every series of the snapshot.
+    complete: bool,
+    /// Mean encoded size of a request.
+    bytes: f64,
+    /// Memory just after the first export and 1 s after the window.
+    mem: ((u64, u64), (u64, u64)),
+}
+
+impl ExportRun {
+    /// Requests received per export interval elapsed.
+    fn per_interval(&self) -> f64 {
+        self.exports as f64 / (self.secs * 1e3 / EXPORT_INTERVAL_MS as f64)
+    }
+
+    fn cpu_per_export(&self) -> f64 {
+        self.cpu_us / self.exports.max(1) as f64
+    }
+
+    fn proc_cpu_per_export(&self) -> f64 {
+        self.proc_cpu_us / self.exports.max(1) as f64
+    }
+
+    /// Every request in the window carried every series, one request per
+    /// interval (the exporter sleeps an interval after each export, so
+    /// slightly fewer).
+    fn one_per_interval(&self) -> bool {
+        self.complete && (0.9..=1.0 + 1e-9).contains(&self.per_interval())
+    }
+}
+
+/// What the requests of a window carried.
+struct WindowStats {
+    /// Fewest and most data points in one request.
+    points: (usize, usize),
+    /// Whether each had `kernel_points` in bpf.packets and bpf.bytes.
+    complete: bool,
+    /// Mean encoded size.
+    bytes: f64,
+}
+
+/// `reqs` against `shape`; an error if the exported counters did not grow
+/// across them.
+fn window_stats(reqs: &[ExportMetricsServiceRequest], shape: Shape) -> Result<WindowStats> {
+    let (Some(first), Some(last)) = (reqs.first(), reqs.last()) else {
+        bail!("no export in the window");
+    };
+    ensure!(
+        first_packets(last) > first_packets(first),
+        "the exported counters did not grow over the window"
+    );
+    let points: Vec<(usize, usize)> = reqs.iter().map(data_points).collect();
+    let all = points.iter().map(|p| p.0);
+    let bytes: usize = reqs.iter().map(prost::Message::encoded_len).sum();
+    Ok(WindowStats {
+        points: (all.clone().min().unwrap_or(0), all.max().unwrap_or(0)),
+        complete: points.iter().all(|p| p.1 == shape.kernel_points()),
+        bytes: bytes as f64 / reqs.len() as f64,
+    })
+}
+
+/// The release exporter, unprivileged, between a synthetic probe of `shape`
+/// and a real receiver: from the first full export, `secs` seconds of
+/// exports, from one export's arrival to another's.
+async fn export_run(bin_dir: &Path, shape: Shape, secs: u64) -> Result<ExportRun> {
+    let dir = ScratchDir::fresh(PathBuf::from(format!(
+        "/tmp/telegen-bench-{}-exporter-{}-{}",
+        std::process::id(),
+        shape.ifaces,
+        shape.jobs
+    )))?;
+    let probe = SyntheticProbe::start(&dir.0, shape)?;
+    let rx = Receiver::start().await?;
+    let interval = EXPORT_INTERVAL_MS.to_string();
+    let env = [
+        ("OTEL_METRIC_EXPORT_INTERVAL", interval.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    let mut exporter = Exporter::start_at(bin_dir, &probe.socket, &dir.0, &rx.endpoint(), &env)
+        .context("starting telegen-exporter")?;
+    let pid = exporter
+        .pid()
+        .ok_or_else(|| anyhow!("exporter not running"))?;
+    first_full_export(&rx, &mut exporter, shape).await?;
+    let mem_start = mem_kib(pid)?;
+    let n0 = rx.count() + 1;
+    let t0 = export_arrival(&rx, n0).await?;
+    let cpu0 = [cpu_clock_us(pid)?, cpu_us(pid)?];
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let n1 = rx.count() + 1;
+    let t1 = export_arrival(&rx, n1).await?;
+    let cpu1 = [cpu_clock_us(pid)?, cpu_us(pid)?];
+    exporter.check_running()?;
+    let w = window_stats(&rx.requests()[n0..n1], shape)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    exporter.check_running()?;
+    let mem_idle = mem_kib(pid)?;
+    Ok(ExportRun {
+        shape,
+        exports: n1 - n0,
+        secs: (t1 - t0).as_secs_f64(),
+        cpu_us: cpu1[0] - cpu0[0],
+        proc_cpu_us: cpu1[1] - cpu0[1],
+        points: w.points,
+        complete: w.complete,
+        bytes: w.bytes,
+        mem: (mem_start, mem_idle),
+    })
+}
+
+async fn bench_exporter(bin_dir: &Path, secs: u64) -> Result<String> {
+    let bin = bin_dir.join("telegen-exporter");
+    let version = sh(&bin.display().to_string(), &["--version"])
+        .with_context(|| format!("{} --version", bin.display()))?;
+    // All at once, so that other work on the machine weighs on every case alike.
+    let runs = futures::future::try_join_all(
+        [(0, 0), (2, 2), (64, 2)]
+            .map(|(ifaces, jobs)| export_run(bin_dir, Shape { ifaces, jobs }, secs)),
+    )
+    .await?;
+    let base_rss = baseline_rss_kib().await?;
+    exporter_report(version.trim(), &runs, secs, base_rss)
+}
+
+fn exporter_report(version: &str, runs: &[ExportRun], secs: u64, base_rss: u64) -> Result<String> {
+    let [small, _, full] = runs else {
+        bail!("expected three exporter runs, got {}", runs.len());
+    };
+    let mut s = String::new();
+    writeln!(
+        s,
+        "{version} run as in production: release build, `setpriv` uid/gid {UNPRIVILEGED_ID} with no \
+         supplementary groups, no capabilities in any set and no_new_privs, RUST_LOG=info, \
+         OTEL_METRIC_EXPORT_INTERVAL={EXPORT_INTERVAL_MS}. It is fed by a synthetic probe in this process \
+         (the Probe service's WatchCounters on a unix socket of group {UNPRIVILEGED_ID}; a real probe only has \
+         series for interfaces with jobs): one snapshot per interval as the exporter asks, 4 protocol series \
+         per owner (global, each interface, each running job), counters of ~1e8 packets growing every \
+         snapshot, 9 histogram buckets (bounds 64 ... 9216), every error and tunnel counter, fixed start \
+         times. It \
+         exports to a real OTLP/gRPC receiver in this process on 127.0.0.1 (opentelemetry-proto's tonic \
+         server, recording every request). Each case has its own probe, receiver and exporter; the three \
+         run at the same time.\n"
+    )?;
+    export_table(&mut s, runs, secs)?;
+    let against: Vec<String> = runs[1..]
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:.1} µs = {:.2}x ({:+.2} µs per added series), {:.0} bytes = {:.1}x",
+                r.shape.label(),
+                r.cpu_per_export(),
+                r.cpu_per_export() / small.cpu_per_export().max(1e-9),
+                (r.cpu_per_export() - small.cpu_per_export())
+                    / (r.shape.series() - small.shape.series()) as f64,
+                r.bytes,
+                r.bytes / small.bytes.max(1.0),
+            )
+        })
+        .collect();
+    writeln!(
+        s,
+        "\nExporter CPU and request size per export against the global-only snapshot's {:.1} µs and {:.0} \
+         bytes: {}.",
+        small.cpu_per_export(),
+        small.bytes,
+        against.join("; ")
+    )?;
+    writeln!(
+        s,
+        "One request per interval, carrying every series: {}.",
+        met(runs.iter().all(ExportRun::one_per_interval))
+    )?;
+    let mem = ServiceMem {
+        start: full.mem.0,
+        idle: full.mem.1,
+        base_rss,
+    };
+    let rows = [
+        format!(
+            "telegen-exporter ({}), just after its first export",
+            full.shape.label()
+        ),
+        format!(
+            "the same, after its {} measured exports and 1 s more",
+            full.exports
+        ),
+    ];
+    mem_report(
+        &mut s,
+        "Exporter memory",
+        [&rows[0], &rows[1]],
+        "Exporter VmRSS after the load",
+        &mem,
+        EXPORTER_RSS_TARGET_KIB,
+    )?;
+    Ok(s)
+}
+
+fn export_table(s: &mut String, runs: &[ExportRun], secs: u64) -> Result<()> {
+    writeln!(s, "### CPU and size per export\n")?;
+    writeln!(
+        s,
+        "The window runs from one export's arrival at the receiver to another's, {secs} s or a little more \
+         after the first export that carried every series. Requests per interval: requests received / \
+         (elapsed / {EXPORT_INTERVAL_MS} ms); the exporter sleeps an interval after each export, so a \
+         little under 1. Bytes: the request's protobuf encoded length (prost). CPU: the exporter's \
+         utime + stime over the window, divided by the exports; it includes receiving the probe's \
+         snapshot of each interval. The figures come from its process CPU clock \
+         (clock_getcpuclockid: the sum /proc/<pid>/stat reports in 10 ms ticks, at ns resolution); \
+         the /proc column is the same sum in ticks, as a cross-check (one tick over the window is \
+         10 ms / exports).\n"
+    )?;
+    writeln!(
+        s,
+        "| snapshot | series | exports | elapsed | requests per interval | data points / request | bytes / request | CPU / export | CPU / export (/proc ticks) | CPU share |"
+    )?;
+    writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for r in runs {
+        let (lo, hi) = r.points;
+        let points = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}-{hi}")
+        };
+        writeln!(
+            s,
+            "| {} | {} | {} | {:.2} s | {:.3} | {points} | {:.0} | {:.1} µs | {:.0} µs | {:.2} % |",
+            r.shape.label(),
+            r.shape.series(),
+            r.exports,
+            r.secs,
+            r.per_interval(),
+            r.bytes,
+            r.cpu_per_export(),
+            r.proc_cpu_per_export(),
+            r.cpu_us / (r.secs * 1e4),
+        )?;
+    }
     Ok(())
 }
