@@ -6,11 +6,12 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run test fmt lint bench clean
+.PHONY: help deps build run test test-vm fmt lint bench clean
 
 help:
 	@echo "make run    build (release) and run the probe on a demo veth pair (as root; placeholder mode otherwise)"
-	@echo "make test   build and run every test (needs root: network namespaces and BPF)"
+	@echo "make test   build and run every test (needs root: network namespaces and BPF), test-vm included"
+	@echo "make test-vm  real ERSPAN v2 in a qemu VM (Debian 6.1 kernel; static musl probe); ~1-2 min"
 	@echo "make build  cargo build --workspace --release"
 	@echo "make fmt    cargo fmt --all"
 	@echo "make lint   rustfmt check and clippy -D warnings"
@@ -47,13 +48,23 @@ test: deps
 		export "CARGO_TARGET_$${triple}_RUNNER=sudo -E env PATH=$$PATH"; \
 	fi; \
 	export TELEGEN_BIN_DIR="$(CURDIR)/target/debug"; \
+	rc=0; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		echo "+ cargo nextest run --workspace --no-fail-fast"; \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
+		$(CARGO) nextest run --workspace --no-fail-fast || rc=$$?; \
 	else \
 		echo "+ cargo test --workspace --no-fail-fast (cargo-nextest not installed)"; \
-		$(CARGO) test --workspace --no-fail-fast; \
-	fi
+		$(CARGO) test --workspace --no-fail-fast || rc=$$?; \
+	fi; \
+	$(MAKE) --no-print-directory test-vm || rc=1; \
+	exit $$rc
+
+# Real ERSPAN v2: this kernel may have no ip_gre, so a Debian 6.1 kernel boots
+# under qemu TCG with the static (musl) probe and test driver inside
+# (integration-tests/vm/). Builds as the user, runs the VM as root (sudo).
+# First run downloads qemu/kernel (~30 s); then ~45 s plus the musl build.
+test-vm:
+	@integration-tests/vm/test-erspan-vm.sh
 
 fmt:
 	$(CARGO) fmt --all
