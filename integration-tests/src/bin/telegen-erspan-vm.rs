@@ -127,7 +127,10 @@ fn spawn_probe() -> anyhow::Result<Child> {
     let probe = me.with_file_name("telegen-probe");
     anyhow::ensure!(probe.exists(), "{} is missing", probe.display());
     std::fs::create_dir_all(Path::new(SOCKET).parent().unwrap())?;
-    let log = File::create(PROBE_LOG)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(PROBE_LOG)?;
     let ns = File::open("/run/netns/col")?;
     let mut cmd = Command::new(&probe);
     cmd.env_clear()
@@ -191,6 +194,15 @@ async fn job_status(c: &ProbeClient<Channel>, id: &str, status: &str) -> anyhow:
     .await
 }
 
+async fn probe_up(client: &ProbeClient<Channel>) -> anyhow::Result<pb::Info> {
+    Ok(poll("the probe to answer", Duration::from_secs(60), || {
+        let mut c = client.clone();
+        async move { c.get_info(pb::GetInfoRequest {}).await.ok() }
+    })
+    .await?
+    .into_inner())
+}
+
 async fn scenario(checks: &mut Checks) -> anyhow::Result<()> {
     let t0 = Instant::now();
     topology()?;
@@ -204,12 +216,7 @@ async fn scenario(checks: &mut Checks) -> anyhow::Result<()> {
     );
     let mut probe = spawn_probe()?;
     let client = ProbeClient::new(connect_probe(&ProbeAddr::Unix(SOCKET.into())));
-    let info = poll("the probe to answer", Duration::from_secs(30), || {
-        let mut c = client.clone();
-        async move { c.get_info(pb::GetInfoRequest {}).await.ok() }
-    })
-    .await?
-    .into_inner();
+    let info = probe_up(&client).await?;
     say(&format!(
         "probe up ({:.1}s): kernel {}, datapath {} {}",
         t0.elapsed().as_secs_f64(),
@@ -217,15 +224,20 @@ async fn scenario(checks: &mut Checks) -> anyhow::Result<()> {
         info.datapath_enabled,
         info.datapath_reason
     ));
-    let result = jobs(checks, &client).await;
-    drop(client); // no open connection to delay the probe's exit
-                  // SAFETY: signalling our own child.
+    let result = jobs(checks, &client, &mut probe).await;
+    // No open connection to delay the probe's exit.
+    drop(client);
+    // SAFETY: signalling our own child.
     unsafe { libc::kill(probe.id() as i32, libc::SIGTERM) };
     let _ = probe.wait();
     result
 }
 
-async fn jobs(checks: &mut Checks, client: &ProbeClient<Channel>) -> anyhow::Result<()> {
+async fn jobs(
+    checks: &mut Checks,
+    client: &ProbeClient<Channel>,
+    probe: &mut Child,
+) -> anyhow::Result<()> {
     let mut c = client.clone();
     let job = c
         .start_job(pb::StartJobRequest {
@@ -337,6 +349,36 @@ async fn jobs(checks: &mut Checks, client: &ProbeClient<Channel>) -> anyhow::Res
     checks.check(
         final_r.packets_total == total,
         &format!("packets_total {} == {total} sent", final_r.packets_total),
+    );
+
+    // A crash and restart: the new probe adopts the job, and still knows
+    // the netdev is its own (the owner mark is on the device).
+    probe.kill()?;
+    probe.wait()?;
+    *probe = spawn_probe()?;
+    probe_up(client).await?;
+    let adopted = job_status(client, &job.job_id, "running").await;
+    checks.check(
+        adopted.is_ok() && ip("-n col link show dev erspan0").is_ok(),
+        "after a probe crash and restart the job is still running on erspan0",
+    );
+    frames::send("/run/netns/h", "hostp", &[frames::ipv4_udp(64)])?;
+    let more = poll("the adopted job to count", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        let id = job.job_id.clone();
+        async move {
+            let r = c
+                .get_results(pb::GetResultsRequest { job_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            (r.packets_total > total).then_some(r.packets_total)
+        }
+    })
+    .await;
+    checks.check(
+        more.as_ref().is_ok_and(|n| *n == total + 1),
+        &format!("the adopted job counts on: {more:?} (want {})", total + 1),
     );
 
     let stopped = c
