@@ -14,7 +14,7 @@ help:
 	@echo "make test-vm  real ERSPAN v2 in a qemu VM (Debian 6.1 kernel; static musl probe); ~1-2 min"
 	@echo "make build  cargo build --workspace --release"
 	@echo "make fmt    cargo fmt --all"
-	@echo "make lint   rustfmt check and clippy -D warnings"
+	@echo "make lint   rustfmt check, clippy -D warnings, and cargo deny check (when cargo-deny is installed)"
 	@echo "make bench  per-packet cost and throughput figures (target/release/telegen-bench, as root)"
 	@echo "make deps   install the missing build/test dependencies (apt, pip, rustup)"
 	@echo "make clean  cargo clean"
@@ -69,9 +69,28 @@ test-vm:
 fmt:
 	$(CARGO) fmt --all
 
+# cargo deny (deny.toml: licenses, advisories, bans, sources) runs when
+# cargo-deny is installed: TELEGEN_LINT_TOOLS=1 make deps installs it (and
+# cargo-audit); `make test` never compiles it.
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@if $(CARGO) deny --version >/dev/null 2>&1; then \
+		echo "+ cargo deny check licenses bans sources"; \
+		$(CARGO) deny check licenses bans sources; \
+		echo "+ cargo deny check advisories"; \
+		out=$$($(CARGO) deny check advisories 2>&1) && rc=0 || rc=$$?; \
+		echo "$$out" | tail -n 20; \
+		if [ $$rc -ne 0 ]; then \
+			if echo "$$out" | grep -q "failed to fetch advisory database"; then \
+				echo "make lint: WARNING: the RustSec advisory database cannot be fetched here (no network): advisories not checked (CI's supply-chain job checks them)"; \
+			else \
+				exit $$rc; \
+			fi; \
+		fi; \
+	else \
+		echo "make lint: cargo-deny not installed, skipping 'cargo deny check' (TELEGEN_LINT_TOOLS=1 make deps installs it)"; \
+	fi
 
 bench: deps
 	$(CARGO) build --release --workspace

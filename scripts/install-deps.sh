@@ -5,6 +5,7 @@
 #
 #   scripts/install-deps.sh            # check and install
 #   INSTALL_NEXTEST=1 scripts/...      # also `cargo install cargo-nextest` when missing (slow)
+#   TELEGEN_LINT_TOOLS=1 scripts/...   # also cargo-deny and cargo-audit for `make lint` (slow)
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive PIP_ROOT_USER_ACTION=ignore
@@ -209,4 +210,18 @@ elif [[ ${INSTALL_NEXTEST:-0} == 1 ]]; then
 	cargo install cargo-nextest --locked
 else
 	say "cargo-nextest: missing; 'make test' uses cargo test instead (INSTALL_NEXTEST=1 installs it)"
+fi
+
+# cargo-deny / cargo-audit: only on request, so `make test` never compiles them.
+if [[ ${TELEGEN_LINT_TOOLS:-0} == 1 ]]; then
+	for tool in cargo-deny cargo-audit; do
+		if cargo "${tool#cargo-}" --version >/dev/null 2>&1; then
+			say "$tool: present"
+		else
+			say "installing $tool (cargo install --locked $tool; this takes a while)"
+			cargo install --locked "$tool" || die "cargo install --locked $tool failed"
+		fi
+	done
+elif ! cargo deny --version >/dev/null 2>&1; then
+	say "cargo-deny: missing; 'make lint' skips 'cargo deny check' (TELEGEN_LINT_TOOLS=1 installs it)"
 fi
