@@ -6,7 +6,7 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run test test-vm fmt lint bench clean
+.PHONY: help deps build run test test-vm test-compose fmt lint docker bench clean
 
 help:
 	@echo "make run    build (release) and run the probe on a demo veth pair (as root; placeholder mode otherwise)"
@@ -15,6 +15,8 @@ help:
 	@echo "make build  cargo build --workspace --release"
 	@echo "make fmt    cargo fmt --all"
 	@echo "make lint   rustfmt check, clippy -D warnings, and cargo deny check (when cargo-deny is installed)"
+	@echo "make docker build the container images (static musl, FROM scratch) with docker or podman"
+	@echo "make test-compose  bring docker-compose.yml up with podman-compose, run the curl flow, tear down (as root)"
 	@echo "make bench  per-packet cost and throughput figures (target/release/telegen-bench, as root)"
 	@echo "make deps   install the missing build/test dependencies (apt, pip, rustup)"
 	@echo "make clean  cargo clean"
@@ -91,6 +93,17 @@ lint: deps
 	else \
 		echo "make lint: cargo-deny not installed, skipping 'cargo deny check' (TELEGEN_LINT_TOOLS=1 make deps installs it)"; \
 	fi
+
+# Images: IMAGE_PREFIX (localhost/telegen-sonic/), IMAGE_TAG (latest),
+# BINARIES=prebuilt (host musl build, nothing pulled) or build (in the
+# Dockerfile's rust stage). Labels carry the version --version prints.
+docker: deps
+	@scripts/docker-build.sh
+
+# docker-compose.yml for real, with podman-compose (as root): see
+# scripts/test-compose.sh.
+test-compose: docker
+	@scripts/test-compose.sh
 
 bench: deps
 	$(CARGO) build --release --workspace
