@@ -101,8 +101,10 @@ docker: deps
 	@scripts/docker-build.sh
 
 # docker-compose.yml for real, with podman-compose (as root): see
-# scripts/test-compose.sh.
-test-compose: docker
+# scripts/test-compose.sh. The images are built with podman (vfs storage)
+# even where a docker daemon runs, so that podman-compose finds them.
+test-compose: deps
+	@CONTAINER_ENGINE="podman --storage-driver $${PODMAN_STORAGE_DRIVER:-vfs}" scripts/docker-build.sh
 	@scripts/test-compose.sh
 
 bench: deps

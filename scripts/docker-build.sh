@@ -36,13 +36,14 @@ if [[ -n ${CONTAINER_ENGINE:-} ]]; then
 elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 	engine=(docker)
 else
-	if ! command -v podman >/dev/null 2>&1; then
-		say "neither a docker daemon nor podman: installing podman (apt-get)"
-		command -v apt-get >/dev/null 2>&1 || die "install podman or docker"
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc
-	fi
 	engine=(podman --storage-driver "${PODMAN_STORAGE_DRIVER:-vfs}")
+fi
+if [[ ${engine[0]} == podman ]] && ! command -v podman >/dev/null 2>&1; then
+	say "no podman (and no docker daemon): installing podman and runc (apt-get)"
+	command -v apt-get >/dev/null 2>&1 || die "install podman or docker"
+	[[ $(id -u) -eq 0 ]] || die "not root: apt-get install podman runc, then make docker"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc
 fi
 say "engine: ${engine[*]}"
 
