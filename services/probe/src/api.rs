@@ -34,6 +34,7 @@ impl From<JobError> for Status {
             JobError::Capacity(_) => Status::resource_exhausted(msg),
             JobError::Precondition(_) => Status::failed_precondition(msg),
             JobError::Internal(_) => Status::internal(msg),
+            JobError::Unavailable(_) => Status::unavailable(msg),
         }
     }
 }

@@ -8,6 +8,7 @@ use telegen_common::{ProbeAddr, DEFAULT_PROBE_ADDR};
 use crate::jobs::model::MirrorMode;
 use crate::maps::layout::MAX_JOB_SLOTS;
 use crate::mirror::erspan::ErspanSettings;
+use crate::mirror::sonic::SonicSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachPref {
@@ -26,6 +27,8 @@ pub struct Config {
     /// TELEGEN_ERSPAN_*: the netdev of `erspan` jobs (and the interface
     /// name placeholder jobs report).
     pub erspan: ErspanSettings,
+    /// TELEGEN_REDIS, TELEGEN_SONIC_*: the SONiC databases of `sonic` jobs.
+    pub sonic: SonicSettings,
     pub otlp_endpoint: String,
     /// Group given the unix socket (mode 0660), so that the unprivileged
     /// gateway and exporter can connect: TELEGEN_PROBE_SOCKET_GROUP, a group
@@ -90,6 +93,7 @@ impl Config {
         };
         let erspan =
             ErspanSettings::from_vars(var, format!("telegen-sonic {}", pin_dir.display()))?;
+        let sonic = SonicSettings::from_vars(var)?;
         let socket_gid = match var("TELEGEN_PROBE_SOCKET_GROUP") {
             None => None,
             Some(g) => Some(
@@ -105,6 +109,7 @@ impl Config {
             attach,
             mirror_mode,
             erspan,
+            sonic,
             otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .unwrap_or_else(|| "http://localhost:4317".into()),
         })

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::datapath::{Datapath, KernelInfo};
 use crate::maps::layout::{IfaceRec, MAX_IF_SLOTS, MAX_JOBS_PER_HOOK, MAX_JOB_SLOTS};
-use crate::mirror::erspan::Erspan;
+use crate::mirror::erspan::{Erspan, Tos};
+use crate::mirror::sonic::{self, SessionSpec, Sonic, SonicError};
 use crate::netlink::Netlink;
 use crate::timefmt::now_ns;
 use crate::validate::{self, InvalidInput};
@@ -37,6 +38,9 @@ pub enum JobError {
     Precondition(String),
     #[error("{0}")]
     Internal(String),
+    /// A dependency (SONiC's redis) did not answer: UNAVAILABLE, REST 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub struct Inner {
@@ -63,6 +67,8 @@ struct Resolved {
     fallback: String,
     /// The erspan netdev was created for this start.
     created_netdev: bool,
+    /// A SONiC mirror session was written for this start.
+    session: bool,
 }
 
 /// A validated StartJob request.
@@ -144,6 +150,54 @@ impl JobManager {
         self.dp_reason.is_empty()
     }
 
+    fn sonic(&self) -> Sonic<'_> {
+        Sonic {
+            settings: &self.cfg.sonic,
+        }
+    }
+
+    /// Delete a sonic job's mirror session (best effort: logged).
+    async fn delete_session(&self, id: Uuid) -> Result<(), String> {
+        match self.sonic().delete(id).await {
+            Ok(true) => {
+                info!(job_id = %id, session = %sonic::session_name(id), "deleted the SONiC mirror session");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => {
+                warn!(job_id = %id, error = %e, "deleting the SONiC mirror session");
+                Err(format!("deleting the SONiC mirror session: {e}"))
+            }
+        }
+    }
+
+    /// The CONFIG_DB session of a sonic job.
+    fn session_spec(
+        &self,
+        local: std::net::Ipv4Addr,
+        remote: std::net::Ipv4Addr,
+        port: &str,
+        direction: model::Direction,
+    ) -> SessionSpec {
+        let e = &self.cfg.erspan;
+        SessionSpec {
+            src_ip: local,
+            dst_ip: remote,
+            dscp: match e.tos {
+                Tos::Value(t) => t >> 2,
+                Tos::Inherit => sonic::DEFAULT_DSCP,
+            },
+            ttl: if e.ttl == 0 { 255 } else { e.ttl },
+            queue: 0,
+            src_port: port.to_string(),
+            direction: match direction {
+                model::Direction::Ingress => "RX",
+                model::Direction::Egress => "TX",
+                model::Direction::Both => "BOTH",
+            },
+        }
+    }
+
     fn erspan(&self) -> Erspan<'_> {
         Erspan {
             handle: self.netlink.handle(),
@@ -161,6 +215,8 @@ impl JobManager {
         requested: MirrorMode,
         port: &str,
         port_ifindex: u32,
+        id: Uuid,
+        direction: model::Direction,
     ) -> Result<Resolved, JobError> {
         let name = &self.cfg.erspan.name;
         let placeholder = |why: String| {
@@ -174,6 +230,7 @@ impl JobManager {
                     format!("{why}; fell back to placeholder")
                 },
                 created_netdev: false,
+                session: false,
             })
         };
         match requested {
@@ -184,6 +241,7 @@ impl JobManager {
                 ifindex: port_ifindex,
                 fallback: String::new(),
                 created_netdev: false,
+                session: false,
             }),
             MirrorMode::Direct => Err(JobError::Precondition(format!(
                 "mirror mode direct needs the BPF datapath, which is off: {}",
@@ -200,16 +258,16 @@ impl JobManager {
                         ))
                     }
                 };
-                if requested == MirrorMode::Sonic {
-                    return placeholder(
-                        "sonic mode (SONiC mirror sessions) is not available in this build".into(),
-                    );
-                }
                 if !self.datapath_enabled() {
                     return placeholder(format!(
-                        "erspan mode needs the BPF datapath, which is off: {}",
+                        "{mode} mode needs the BPF datapath, which is off: {}",
                         self.dp_reason
                     ));
+                }
+                if requested == MirrorMode::Sonic {
+                    return self
+                        .resolve_sonic(local, remote, port, port_ifindex, id, direction)
+                        .await;
                 }
                 match self.erspan().ensure(local, remote, port).await {
                     Ok(p) => {
@@ -220,6 +278,7 @@ impl JobManager {
                             ifindex: p.ifindex,
                             fallback: String::new(),
                             created_netdev: p.created,
+                            session: false,
                         })
                     }
                     Err(e) if e.is_conflict() => Err(JobError::Precondition(e.to_string())),
@@ -229,14 +288,85 @@ impl JobManager {
         }
     }
 
-    /// Delete the erspan netdev when no active erspan job is left and this
-    /// probe created it (it carries our owner mark); a reused one stays.
+    /// Mode `sonic`: the SONiC mirror session first (redis down: UNAVAILABLE,
+    /// nothing created), then the erspan netdev as in `erspan`. When the
+    /// netdev cannot be created (a kernel without ip_gre), the job counts on
+    /// the device the tunnel arrives on instead (TELEGEN_ERSPAN_DEV, else the
+    /// port): the classifier decapsulates ERSPAN itself, so the session is
+    /// still useful; the job's fallback_reason says so.
+    async fn resolve_sonic(
+        &self,
+        local: std::net::Ipv4Addr,
+        remote: std::net::Ipv4Addr,
+        port: &str,
+        port_ifindex: u32,
+        id: Uuid,
+        direction: model::Direction,
+    ) -> Result<Resolved, JobError> {
+        let name = &self.cfg.erspan.name;
+        let spec = self.session_spec(local, remote, port, direction);
+        match self.sonic().create(id, &spec).await {
+            Ok(()) => {
+                info!(job_id = %id, session = %sonic::session_name(id), "wrote the SONiC mirror session")
+            }
+            Err(e @ SonicError::Unavailable { .. }) => {
+                return Err(JobError::Unavailable(e.to_string()))
+            }
+            Err(e) => return Err(JobError::Precondition(e.to_string())),
+        }
+        match self.erspan().ensure(local, remote, port).await {
+            Ok(p) => {
+                info!(interface = %name, ifindex = p.ifindex, created = p.created, ours = p.ours, "erspan netdev ready");
+                Ok(Resolved {
+                    mode: MirrorMode::Sonic,
+                    iface: name.clone(),
+                    ifindex: p.ifindex,
+                    fallback: String::new(),
+                    created_netdev: p.created,
+                    session: true,
+                })
+            }
+            Err(e) if e.is_conflict() => {
+                let _ = self.delete_session(id).await;
+                Err(JobError::Precondition(e.to_string()))
+            }
+            Err(e) => {
+                let dev = self.cfg.erspan.dev.as_deref().unwrap_or(port);
+                let ifindex = if dev == port {
+                    Some(port_ifindex)
+                } else {
+                    self.netlink.ifindex(dev).await.ok().flatten()
+                };
+                let Some(ifindex) = ifindex else {
+                    let _ = self.delete_session(id).await;
+                    return Err(JobError::Precondition(format!(
+                        "erspan provisioning failed ({e}) and TELEGEN_ERSPAN_DEV {dev} does not exist"
+                    )));
+                };
+                Ok(Resolved {
+                    mode: MirrorMode::Sonic,
+                    iface: dev.to_string(),
+                    ifindex,
+                    fallback: format!(
+                        "erspan netdev {name} could not be created ({e}); counting on {dev} itself, where the classifier decapsulates the mirrored ERSPAN"
+                    ),
+                    created_netdev: false,
+                    session: true,
+                })
+            }
+        }
+    }
+
+    /// Delete the erspan netdev when no active erspan or sonic job counts on
+    /// it and this probe created it (it carries our owner mark); a reused
+    /// one stays.
     async fn release_erspan_if_unused(&self, inner: &Inner) {
-        let in_use = inner
-            .jobs
-            .iter()
-            .flatten()
-            .any(|j| j.mirror_mode == MirrorMode::Erspan && j.wants_attachment());
+        let name = &self.cfg.erspan.name;
+        let in_use = inner.jobs.iter().flatten().any(|j| {
+            matches!(j.mirror_mode, MirrorMode::Erspan | MirrorMode::Sonic)
+                && j.iface == *name
+                && j.wants_attachment()
+        });
         if in_use {
             return;
         }
@@ -258,6 +388,7 @@ impl JobManager {
             .map_err(|e| JobError::Internal(format!("interface lookup: {e}")))?
             .ok_or_else(|| InvalidInput::PortUnknown(spec.port.clone()))?;
 
+        let id = Uuid::new_v4();
         let mut inner = self.inner.lock().await;
         let active = inner
             .jobs
@@ -274,8 +405,9 @@ impl JobManager {
             ifindex,
             fallback,
             created_netdev,
+            session,
         } = self
-            .resolve_mirror(spec.mirror, &spec.port, port_ifindex)
+            .resolve_mirror(spec.mirror, &spec.port, port_ifindex, id, spec.direction)
             .await?;
         if !fallback.is_empty() {
             warn!(port = %spec.port, requested = spec.mirror.as_str(), reason = %fallback, "mirror fallback");
@@ -295,17 +427,26 @@ impl JobManager {
                 if created_netdev {
                     self.release_erspan_if_unused(&inner).await;
                 }
+                if session {
+                    let _ = self.delete_session(id).await;
+                }
                 return Err(JobError::Capacity(MAX_JOBS_PER_HOOK as u32));
             }
         }
-        let slot = inner
-            .free_slot()
-            .ok_or_else(|| JobError::Internal("no free job slot".into()))?;
+        let Some(slot) = inner.free_slot() else {
+            if created_netdev {
+                self.release_erspan_if_unused(&inner).await;
+            }
+            if session {
+                let _ = self.delete_session(id).await;
+            }
+            return Err(JobError::Internal("no free job slot".into()));
+        };
         inner.seq += 1;
         let now = now_ns();
         let job = Job {
             slot,
-            id: Uuid::new_v4(),
+            id,
             port: spec.port,
             iface,
             ifindex,
@@ -333,8 +474,24 @@ impl JobManager {
         Ok(job)
     }
 
-    /// starting -> running (or failed): attach where the job needs it.
+    /// starting -> running (or failed): a sonic job first waits (without
+    /// the job lock) for STATE_DB to report its session active; then attach
+    /// where the job needs it.
     async fn activate(&self, slot: u32, id: Uuid) {
+        let sonic_job = {
+            let inner = self.inner.lock().await;
+            inner.job(slot, id).is_some_and(|j| {
+                j.state == JobState::Starting && j.mirror_mode == MirrorMode::Sonic
+            })
+        };
+        let session = if sonic_job {
+            self.sonic().wait_active(id).await.map_err(|e| match e {
+                SonicError::Inactive { .. } => format!("SONiC mirror session {e}"),
+                e => format!("waiting for the SONiC mirror session: {e}"),
+            })
+        } else {
+            Ok(())
+        };
         let mut inner = self.inner.lock().await;
         let Some(job) = inner
             .job(slot, id)
@@ -343,8 +500,8 @@ impl JobManager {
             return;
         };
         let (attaches, ifindex) = (job.mirror_mode.attaches(), job.ifindex);
-        let mut result = Ok(None);
-        if attaches {
+        let mut result = session.map(|_| None);
+        if attaches && result.is_ok() {
             if let Some(dp) = inner.dp.as_mut() {
                 result = dp
                     .maps
@@ -378,9 +535,12 @@ impl JobManager {
             if let Err(e) = self.reconcile(&mut inner, ifindex).await {
                 warn!(error = %e, "cleanup after failed start");
             }
-            if job.mirror_mode == MirrorMode::Erspan {
+            if matches!(job.mirror_mode, MirrorMode::Erspan | MirrorMode::Sonic) {
                 self.release_erspan_if_unused(&inner).await;
             }
+        }
+        if failed && job.mirror_mode == MirrorMode::Sonic {
+            let _ = self.delete_session(id).await;
         }
     }
 
@@ -430,8 +590,15 @@ impl JobManager {
                 err = e;
             }
         }
-        if mirror == MirrorMode::Erspan {
+        if matches!(mirror, MirrorMode::Erspan | MirrorMode::Sonic) {
             self.release_erspan_if_unused(inner).await;
+        }
+        if mirror == MirrorMode::Sonic {
+            if let Err(e) = self.delete_session(id).await {
+                if err.is_empty() {
+                    err = e;
+                }
+            }
         }
         let job = inner.jobs[slot as usize]
             .as_mut()
@@ -571,6 +738,9 @@ impl JobManager {
             job.stopped_ns = Some(now_ns());
             let job = job.clone();
             inner.persist(&job);
+            if job.mirror_mode == MirrorMode::Sonic {
+                let _ = self.delete_session(job.id).await;
+            }
         }
         let _ = self.reconcile(inner, ifindex).await;
     }
