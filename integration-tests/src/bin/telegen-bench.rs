@@ -405,6 +405,20 @@ fn frames() -> Vec<Frame> {
     vlan.extend(0x0800u16.to_be_bytes());
     vlan.extend(ipv4_udp(22));
 
+    // The IPv4/UDP frame mirrored inside ERSPAN type II (GRE with a sequence
+    // number, ERSPAN version 1 header) over IPv4: counted by the inner packet.
+    let mut gre = vec![0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 7];
+    gre.extend([0x10, 0x00, 0x00, 0x64, 0, 0, 0, 0x07]);
+    gre.extend(&v4);
+    let mut outer = vec![0x45, 0];
+    outer.extend(((20 + gre.len()) as u16).to_be_bytes());
+    outer.extend([0, 1, 0x40, 0, 64, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    let c = csum(&[&outer]);
+    outer[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut erspan = eth(MAC_DST, 0x0800);
+    erspan.extend(outer);
+    erspan.extend(gre);
+
     vec![
         Frame {
             name: "IPv4/UDP",
@@ -435,6 +449,11 @@ fn frames() -> Vec<Frame> {
             name: "802.1Q IPv4/UDP",
             class: 0,
             bytes: vlan,
+        },
+        Frame {
+            name: "IPv4/UDP inside ERSPAN II",
+            class: 0,
+            bytes: erspan,
         },
     ]
 }
