@@ -8,6 +8,37 @@ pub mod version;
 pub use addr::{connect_probe, ProbeAddr, DEFAULT_PROBE_ADDR};
 pub use version::BuildInfo;
 
+/// A configuration value a service refuses at start-up; the message always
+/// names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {msg}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub msg: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, msg: impl Into<String>) -> Self {
+        ConfigError {
+            var,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C: how every service is asked to stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
 /// Initialise `tracing` from RUST_LOG (default `info`), logging to stderr.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

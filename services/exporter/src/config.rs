@@ -54,18 +54,10 @@ impl std::fmt::Debug for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {msg}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub msg: String,
-}
+pub use telegen_common::ConfigError;
 
 fn err(var: &'static str, msg: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        msg: msg.into(),
-    }
+    ConfigError::new(var, msg)
 }
 
 impl Config {

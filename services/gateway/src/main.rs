@@ -1,5 +1,5 @@
 use clap::Parser;
-use telegen_common::BuildInfo;
+use telegen_common::{shutdown_signal, BuildInfo};
 use telegen_gateway::Config;
 use tracing::info;
 
@@ -26,16 +26,4 @@ async fn main() -> anyhow::Result<()> {
     telegen_gateway::serve(cfg, shutdown_signal()).await?;
     info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
 }

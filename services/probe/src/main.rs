@@ -1,5 +1,5 @@
 use clap::Parser;
-use telegen_common::BuildInfo;
+use telegen_common::{shutdown_signal, BuildInfo};
 use telegen_probe::{config::Config, jobs, server};
 use tracing::{info, warn};
 
@@ -48,12 +48,3 @@ async fn main() -> anyhow::Result<()> {
 }
 
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
-}
