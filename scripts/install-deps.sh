@@ -62,9 +62,11 @@ declare -A PROBE=(
 	[curl]="cmd:curl"
 	[python3]="cmd:python3"
 	[prometheus]="cmd:promtool"
+	[redis-server]="cmd:redis-server"
 )
 # prometheus: for promtool, which checks the exporter's /metrics in the tests.
-ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3 prometheus)
+# redis-server (and its redis-cli): a real redis for the sonic mirror-mode tests.
+ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3 prometheus redis-server)
 
 present() {
 	local pkg=$1 probe=${PROBE[$1]:-}

@@ -1,0 +1,433 @@
+//! Mirror mode `sonic` against a real redis-server started by each test (on
+//! a unix socket in a temp dir, no persistence). The test plays SONiC's
+//! orchestration: it waits for the probe's CONFIG_DB session and sets the
+//! STATE_DB status. On a kernel without ip_gre (these machines) the erspan
+//! netdev cannot be created, so the job counts on the port itself (the
+//! classifier decapsulates ERSPAN) and says so in fallback_reason; on a
+//! kernel with ip_gre it counts on erspan0.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use telegen_integration_tests::{
+    netns::{Netns, Veth},
+    poll,
+    probe::Probe,
+    sh, unique_id,
+};
+use telegen_proto::v1 as pb;
+use tonic::Code;
+
+const LOCAL: &str = "192.0.2.10";
+const REMOTE: &str = "192.0.2.100";
+
+/// A redis-server of the test's own, killed on drop.
+struct Redis {
+    child: Option<Child>,
+    dir: PathBuf,
+    sock: PathBuf,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let dir = PathBuf::from(format!("/tmp/telegen-redis-{}", unique_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("redis.sock");
+        let mut r = Redis {
+            child: None,
+            dir,
+            sock,
+        };
+        r.spawn().await;
+        r
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&self.sock)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-deps.sh installs it)");
+        self.child = Some(child);
+        let sock = self.sock.clone();
+        poll(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || {
+                let sock = sock.clone();
+                async move {
+                    sh("redis-cli", &["-s", sock.to_str()?, "ping"])
+                        .ok()
+                        .filter(|o| o.trim() == "PONG")
+                }
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.as_ref().unwrap().id() as libc::pid_t;
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    fn cli(&self, db: u32, args: &[&str]) -> String {
+        let mut a = vec!["-s", self.sock.to_str().unwrap(), "-n"];
+        let db = db.to_string();
+        a.push(&db);
+        a.extend_from_slice(args);
+        sh("redis-cli", &a).unwrap()
+    }
+
+    /// HGETALL as sorted (field, value) pairs.
+    fn hgetall(&self, db: u32, key: &str) -> Vec<(String, String)> {
+        let out = self.cli(db, &["hgetall", key]);
+        let lines: Vec<String> = out.lines().map(|l| l.to_string()).collect();
+        let mut pairs: Vec<(String, String)> = lines
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    fn keys(&self, db: u32, pattern: &str) -> Vec<String> {
+        let mut k: Vec<String> = self
+            .cli(db, &["keys", pattern])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.to_string())
+            .collect();
+        k.sort();
+        k
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(libc::SIGCONT);
+        }
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sorted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An operator's own session, which the probe must never touch.
+fn seed_operator_session(redis: &Redis) -> Vec<(String, String)> {
+    redis.cli(
+        4,
+        &[
+            "hset",
+            "MIRROR_SESSION|operator-1",
+            "type",
+            "ERSPAN",
+            "src_ip",
+            "10.1.1.1",
+            "dst_ip",
+            "10.2.2.2",
+            "gre_type",
+            "0x88be",
+            "src_port",
+            "Ethernet0",
+        ],
+    );
+    redis.cli(
+        6,
+        &[
+            "hset",
+            "MIRROR_SESSION_TABLE|operator-1",
+            "status",
+            "active",
+        ],
+    );
+    redis.hgetall(4, "MIRROR_SESSION|operator-1")
+}
+
+async fn sonic_probe(ns: &Netns, redis: &Redis, extra: &[(&str, &str)]) -> Probe {
+    let url = redis.url();
+    let mut env = vec![
+        ("TELEGEN_MIRROR_MODE", "sonic"),
+        ("TELEGEN_ERSPAN_LOCAL", LOCAL),
+        ("TELEGEN_ERSPAN_REMOTE", REMOTE),
+        ("TELEGEN_REDIS", url.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    Probe::start(ns, &env).await.unwrap()
+}
+
+fn req(port: &str, direction: &str, duration_sec: u32) -> pb::StartJobRequest {
+    pb::StartJobRequest {
+        port: port.into(),
+        direction: direction.into(),
+        duration_sec: (duration_sec > 0).then_some(duration_sec),
+        ..Default::default()
+    }
+}
+
+/// The test as orchestration: wait for the probe's session, mark it active.
+async fn orchestrate(redis: &Redis, job_id: &str) -> Vec<(String, String)> {
+    let key = format!("MIRROR_SESSION|telegen-{job_id}");
+    let fields = poll(
+        "the probe's CONFIG_DB session",
+        Duration::from_secs(10),
+        || {
+            let f = redis.hgetall(4, &key);
+            async move { (!f.is_empty()).then_some(f) }
+        },
+    )
+    .await
+    .unwrap();
+    redis.cli(
+        6,
+        &[
+            "hset",
+            &format!("MIRROR_SESSION_TABLE|telegen-{job_id}"),
+            "status",
+            "active",
+        ],
+    );
+    fields
+}
+
+fn links(ns: &Netns) -> String {
+    ns.exec("ip", &["-o", "link", "show"]).unwrap()
+}
+
+/// The session has exactly the documented fields; the job runs once
+/// STATE_DB says active; stop deletes the key; the operator's session is
+/// untouched throughout.
+#[tokio::test]
+async fn sonic_session_written_activated_and_deleted() {
+    let redis = Redis::start().await;
+    let operator = seed_operator_session(&redis);
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = sonic_probe(&ns, &redis, &[("TELEGEN_ERSPAN_TOS", "32")]).await;
+    let job = probe
+        .client()
+        .start_job(req(&veth.port, "both", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.mirror_mode, "sonic", "{}", job.fallback_reason);
+    assert_eq!(job.status, "starting");
+    let fields = orchestrate(&redis, &job.job_id).await;
+    assert_eq!(
+        fields,
+        sorted(&[
+            ("type", "ERSPAN"),
+            ("src_ip", LOCAL),
+            ("dst_ip", REMOTE),
+            ("gre_type", "0x88be"),
+            ("dscp", "8"),
+            ("ttl", "64"),
+            ("queue", "0"),
+            ("src_port", &veth.port),
+            ("direction", "BOTH"),
+        ])
+    );
+    let job = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert_eq!(job.mirror_mode, "sonic");
+    assert!(!job.attach_mode.is_empty(), "the classifier is attached");
+    if links(&ns).contains("erspan0") {
+        assert_eq!(job.interface, "erspan0");
+        assert!(job.fallback_reason.is_empty(), "{}", job.fallback_reason);
+    } else {
+        // No ip_gre: the session stays useful, the classifier decapsulates.
+        assert_eq!(job.interface, veth.port);
+        let why = &job.fallback_reason;
+        assert!(
+            why.starts_with("erspan netdev erspan0 could not be created"),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!("counting on {} itself", veth.port)),
+            "{why}"
+        );
+    }
+    let stopped = probe.stop_job(&job.job_id).await.unwrap();
+    assert_eq!(stopped.status, "stopped");
+    assert!(stopped.error.is_empty(), "{}", stopped.error);
+    assert_eq!(
+        redis.keys(4, "MIRROR_SESSION|*"),
+        vec!["MIRROR_SESSION|operator-1".to_string()]
+    );
+    assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);
+    assert_eq!(
+        redis.hgetall(6, "MIRROR_SESSION_TABLE|operator-1"),
+        sorted(&[("status", "active")])
+    );
+    assert!(!links(&ns).contains("erspan0"), "no netdev left");
+}
+
+/// Direction maps to RX / TX; an expired job's session is deleted too.
+#[tokio::test]
+async fn sonic_direction_and_expiry() {
+    let redis = Redis::start().await;
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = sonic_probe(&ns, &redis, &[]).await;
+    for (direction, want) in [("ingress", "RX"), ("egress", "TX")] {
+        let job = probe
+            .client()
+            .start_job(req(&veth.port, direction, 1))
+            .await
+            .unwrap()
+            .into_inner();
+        let fields = orchestrate(&redis, &job.job_id).await;
+        assert!(
+            fields.contains(&("direction".to_string(), want.to_string())),
+            "{fields:?}"
+        );
+        probe.wait_status(&job.job_id, "expired").await.unwrap();
+        assert!(
+            redis.keys(4, "MIRROR_SESSION|*").is_empty(),
+            "expiry deletes the session"
+        );
+    }
+}
+
+/// STATE_DB never says active: the job fails saying `inactive`, and its
+/// session is removed.
+#[tokio::test]
+async fn sonic_session_never_active_fails_and_cleans_up() {
+    let redis = Redis::start().await;
+    let operator = seed_operator_session(&redis);
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = sonic_probe(&ns, &redis, &[("TELEGEN_SONIC_WAIT_SEC", "1")]).await;
+    let job = probe
+        .client()
+        .start_job(req(&veth.port, "ingress", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let key = format!("MIRROR_SESSION|telegen-{}", job.job_id);
+    let job = probe.wait_status(&job.job_id, "failed").await.unwrap();
+    assert!(
+        job.error.starts_with("SONiC mirror session inactive:"),
+        "{}",
+        job.error
+    );
+    assert!(job.error.contains("status is absent"), "{}", job.error);
+    assert!(redis.hgetall(4, &key).is_empty(), "session removed");
+    assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);
+    assert!(!links(&ns).contains("erspan0"));
+    let qdiscs = ns
+        .exec("tc", &["filter", "show", "dev", &veth.port, "ingress"])
+        .unwrap();
+    assert!(qdiscs.trim().is_empty(), "nothing attached: {qdiscs}");
+}
+
+/// Redis down (killed) or wedged (SIGSTOP): StartJob fails UNAVAILABLE and
+/// leaves no session and no netdev behind; nothing of the operator's changes.
+#[tokio::test]
+async fn sonic_redis_down_or_slow_is_unavailable_and_leaves_nothing() {
+    let mut redis = Redis::start().await;
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = sonic_probe(&ns, &redis, &[]).await;
+
+    // Wedged: the socket accepts, nothing answers.
+    let operator = seed_operator_session(&redis);
+    redis.signal(libc::SIGSTOP);
+    let t0 = std::time::Instant::now();
+    let err = probe
+        .client()
+        .start_job(req(&veth.port, "ingress", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("unavailable"), "{}", err.message());
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    redis.signal(libc::SIGCONT);
+    assert_eq!(
+        redis.keys(4, "MIRROR_SESSION|*"),
+        vec!["MIRROR_SESSION|operator-1".to_string()]
+    );
+    assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);
+    assert!(!links(&ns).contains("erspan0"));
+
+    // Down.
+    redis.kill();
+    let err = probe
+        .client()
+        .start_job(req(&veth.port, "ingress", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains(&redis.url()), "{}", err.message());
+    assert!(!links(&ns).contains("erspan0"));
+    let jobs = probe
+        .client()
+        .list_jobs(pb::ListJobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(jobs.jobs.is_empty(), "no job recorded: {jobs:?}");
+    redis.spawn().await;
+    assert!(redis.keys(4, "*").is_empty(), "no leftover key");
+
+    // Back up: the same probe works again.
+    let job = probe
+        .client()
+        .start_job(req(&veth.port, "ingress", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    orchestrate(&redis, &job.job_id).await;
+    probe.wait_status(&job.job_id, "running").await.unwrap();
+    probe.stop_job(&job.job_id).await.unwrap();
+    assert!(redis.keys(4, "*").is_empty());
+}
+
+/// TELEGEN_REDIS is validated at start-up, naming the variable.
+#[tokio::test]
+async fn sonic_bad_redis_address_stops_the_probe() {
+    let out = Command::new(telegen_integration_tests::probe::bin_dir().join("telegen-probe"))
+        .env("TELEGEN_REDIS", "tcp://localhost:6379")
+        .env("TELEGEN_PROBE_ADDR", "unix:/nonexistent/probe.sock")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TELEGEN_REDIS"), "{stderr}");
+}
