@@ -431,3 +431,58 @@ async fn sonic_bad_redis_address_stops_the_probe() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TELEGEN_REDIS"), "{stderr}");
 }
+
+/// Over REST: redis down answers 503 (the gateway's mapping of UNAVAILABLE).
+#[tokio::test]
+async fn sonic_redis_down_is_503_over_rest() {
+    let mut redis = Redis::start().await;
+    let url = redis.url();
+    let stack = telegen_integration_tests::gateway::Stack::start(
+        &[
+            ("TELEGEN_MIRROR_MODE", "sonic"),
+            ("TELEGEN_ERSPAN_LOCAL", LOCAL),
+            ("TELEGEN_ERSPAN_REMOTE", REMOTE),
+            ("TELEGEN_REDIS", url.as_str()),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    redis.kill();
+    let body = format!(r#"{{"port":"{}","direction":"ingress"}}"#, stack.veth.port);
+    let gw = &stack.gw;
+    let r = gw.post_json("/jobs/start", &body);
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(!links(&stack.ns).contains("erspan0"));
+    redis.spawn().await;
+    assert!(redis.keys(4, "*").is_empty(), "no leftover key");
+}
+
+/// A probe restart adopts the running sonic job; its stop still deletes
+/// the session (ownership survives in the pinned jobs map).
+#[tokio::test]
+async fn sonic_session_survives_a_probe_restart_and_is_deleted_at_stop() {
+    let redis = Redis::start().await;
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let mut probe = sonic_probe(&ns, &redis, &[]).await;
+    let job = probe
+        .client()
+        .start_job(req(&veth.port, "ingress", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    orchestrate(&redis, &job.job_id).await;
+    probe.wait_status(&job.job_id, "running").await.unwrap();
+    probe.kill_process();
+    probe.spawn(&[]).await.unwrap();
+    let key = format!("MIRROR_SESSION|telegen-{}", job.job_id);
+    assert!(
+        !redis.hgetall(4, &key).is_empty(),
+        "kept across the restart"
+    );
+    let adopted = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert_eq!(adopted.mirror_mode, "sonic");
+    probe.stop_job(&job.job_id).await.unwrap();
+    assert!(redis.hgetall(4, &key).is_empty(), "deleted at stop");
+}
