@@ -317,6 +317,19 @@ async fn sonic_direction_and_expiry() {
             fields.contains(&("direction".to_string(), want.to_string())),
             "{fields:?}"
         );
+        let running = probe.wait_status(&job.job_id, "running").await;
+        if running.is_ok_and(|j| j.interface == veth.port) {
+            // The mirrored copies arrive on the port's ingress whatever the
+            // session mirrors: the classifier counts there, not on egress.
+            let snap = probe.snapshot().await.unwrap();
+            let hooks: Vec<&str> = snap
+                .interfaces
+                .iter()
+                .filter(|i| i.interface == veth.port)
+                .map(|i| i.direction.as_str())
+                .collect();
+            assert_eq!(hooks, ["ingress"], "{direction}");
+        }
         probe.wait_status(&job.job_id, "expired").await.unwrap();
         assert!(
             redis.keys(4, "MIRROR_SESSION|*").is_empty(),
@@ -351,10 +364,12 @@ async fn sonic_session_never_active_fails_and_cleans_up() {
     assert!(redis.hgetall(4, &key).is_empty(), "session removed");
     assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);
     assert!(!links(&ns).contains("erspan0"));
-    let qdiscs = ns
-        .exec("tc", &["filter", "show", "dev", &veth.port, "ingress"])
-        .unwrap();
-    assert!(qdiscs.trim().is_empty(), "nothing attached: {qdiscs}");
+    let snap = probe.snapshot().await.unwrap();
+    assert!(
+        snap.interfaces.iter().all(|i| i.interface != veth.port),
+        "nothing attached: {:?}",
+        snap.interfaces
+    );
 }
 
 /// Redis down (killed) or wedged (SIGSTOP): StartJob fails UNAVAILABLE and

@@ -413,6 +413,7 @@ impl JobManager {
             warn!(port = %spec.port, requested = spec.mirror.as_str(), reason = %fallback, "mirror fallback");
         }
         if mirror.attaches() {
+            let hook = model::hook_direction(mirror, spec.direction);
             let same_hook = inner
                 .jobs
                 .iter()
@@ -420,7 +421,7 @@ impl JobManager {
                 .filter(|j| {
                     j.wants_attachment()
                         && j.ifindex == ifindex
-                        && j.direction.bits() & spec.direction.bits() != 0
+                        && j.hook_direction().bits() & hook.bits() != 0
                 })
                 .count();
             if same_hook >= MAX_JOBS_PER_HOOK {

@@ -147,6 +147,15 @@ impl JobState {
     }
 }
 
+/// See [`Job::hook_direction`].
+pub fn hook_direction(mode: MirrorMode, direction: Direction) -> Direction {
+    if mode == MirrorMode::Sonic {
+        Direction::Ingress
+    } else {
+        direction
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Job {
     pub slot: u32,
@@ -171,6 +180,15 @@ pub struct Job {
 }
 
 impl Job {
+    /// The hooks the classifier counts this job on. A `sonic` job's
+    /// mirrored copies arrive (as ERSPAN, or decapsulated on the erspan
+    /// netdev) on the counted interface's ingress whatever direction the
+    /// session mirrors (the session's `direction` carries the job's); other
+    /// modes count the job's own direction.
+    pub fn hook_direction(&self) -> Direction {
+        hook_direction(self.mirror_mode, self.direction)
+    }
+
     /// Whether the classifier must count this job now.
     pub fn wants_attachment(&self) -> bool {
         self.state.is_active() && self.mirror_mode.attaches()

@@ -28,7 +28,7 @@ impl JobManager {
             .filter(|j| j.ifindex == ifindex && j.wants_attachment())
         {
             for (dir, slots) in want.iter_mut().enumerate() {
-                if job.direction.has(dir) && slots.len() < MAX_JOBS_PER_HOOK {
+                if job.hook_direction().has(dir) && slots.len() < MAX_JOBS_PER_HOOK {
                     slots.push(job.slot as u8);
                 }
             }
