@@ -149,7 +149,7 @@ impl JobState {
 
 /// See [`Job::hook_direction`].
 pub fn hook_direction(mode: MirrorMode, direction: Direction) -> Direction {
-    if mode == MirrorMode::Sonic {
+    if matches!(mode, MirrorMode::Sonic | MirrorMode::Erspan) {
         Direction::Ingress
     } else {
         direction
@@ -180,11 +180,11 @@ pub struct Job {
 }
 
 impl Job {
-    /// The hooks the classifier counts this job on. A `sonic` job's
-    /// mirrored copies arrive (as ERSPAN, or decapsulated on the erspan
+    /// The hooks the classifier counts this job on. An `erspan` or `sonic`
+    /// job's mirrored copies arrive (as ERSPAN, or decapsulated on the erspan
     /// netdev) on the counted interface's ingress whatever direction the
-    /// session mirrors (the session's `direction` carries the job's); other
-    /// modes count the job's own direction.
+    /// switch mirrors (a sonic session's `direction` carries the job's);
+    /// other modes count the job's own direction.
     pub fn hook_direction(&self) -> Direction {
         hook_direction(self.mirror_mode, self.direction)
     }
