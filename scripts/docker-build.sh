@@ -108,10 +108,18 @@ for t in $TARGETS; do
 	image="${IMAGE_PREFIX}${name}:${IMAGE_TAG}"
 	say "building $image (target $t)"
 	# sonic-package-manager reads the package manifest from this label.
-	labels=()
+	# The OCI labels also on the command line: the Dockerfile's LABEL lines
+	# see the build args, but buildah's layer cache does not key on them, so a
+	# cached base stage would keep an older commit's labels.
+	labels=(
+		--label "org.opencontainers.image.version=$TELEGEN_VERSION"
+		--label "org.opencontainers.image.revision=$TELEGEN_COMMIT"
+		--label "org.opencontainers.image.created=$TELEGEN_BUILD_DATE"
+		--label "org.opencontainers.image.source=$SOURCE_URL"
+	)
 	manifest=deploy/sonic/$name/manifest.json
 	if [[ -r $manifest ]]; then
-		labels=(--label "com.azure.sonic.manifest=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' "$manifest")")
+		labels+=(--label "com.azure.sonic.manifest=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")))' "$manifest")")
 	fi
 	"${engine[@]}" build -q -f deploy/docker/Dockerfile --target "$t" "${labels[@]}" \
 		--build-arg BINARIES="$BINARIES" \
