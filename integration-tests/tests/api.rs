@@ -338,21 +338,31 @@ async fn unprivileged_probe_serves_placeholder_jobs() {
 }
 
 #[test]
-fn version_is_embedded() {
-    let out = sh(
-        bin_dir().join("telegen-probe").to_str().unwrap(),
-        &["--version"],
-    )
-    .unwrap();
-    let line = out.trim();
-    let rest = line.strip_prefix("telegen-probe ").expect(line);
-    assert!(
-        rest.starts_with("dev (commit ") || rest.starts_with("release/mark-v"),
-        "{line}"
-    );
-    let date = rest.rsplit("built ").next().unwrap().trim_end_matches(')');
-    assert!(
-        date.len() == 20 && date.ends_with('Z') && date.as_bytes()[10] == b'T',
-        "UTC date: {date}"
-    );
+fn version_is_embedded_the_same_in_every_binary() {
+    let mut seen = Vec::new();
+    for bin in [
+        "telegen-probe",
+        "telegen-gateway",
+        "telegen-exporter",
+        "telegenctl",
+    ] {
+        let out = sh(bin_dir().join(bin).to_str().unwrap(), &["--version"]).unwrap();
+        let line = out.trim().to_string();
+        let rest = line
+            .strip_prefix(&format!("{bin} "))
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        assert!(
+            rest.starts_with("dev (commit ") || rest.starts_with("release/mark-v"),
+            "{line}"
+        );
+        let date = rest.rsplit("built ").next().unwrap().trim_end_matches(')');
+        assert!(
+            date.len() == 20 && date.ends_with('Z') && date.as_bytes()[10] == b'T',
+            "UTC date: {date}"
+        );
+        seen.push(rest);
+    }
+    // One build, one version: version, commit and date agree everywhere.
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
 }
