@@ -6,6 +6,7 @@ pub mod api;
 pub mod attach;
 pub mod config;
 pub mod datapath;
+pub mod filters;
 pub mod jobs;
 pub mod maps;
 pub mod mirror;

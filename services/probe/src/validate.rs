@@ -36,6 +36,8 @@ pub enum InvalidInput {
     NotSupported(String),
     #[error("filters are not supported by this build yet; remove the filters field")]
     FiltersUnsupported,
+    #[error("{0}")]
+    Filter(String),
     #[error("job id {0:?} is not a UUID")]
     JobId(String),
 }

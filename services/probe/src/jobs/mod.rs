@@ -98,12 +98,12 @@ fn validate_start(
         "flows" | "pcaplike" => return Err(InvalidInput::NotSupported(req.result_detail.clone())),
         other => return Err(InvalidInput::ResultDetail(other.chars().take(32).collect())),
     }
-    if req
-        .filters
-        .as_ref()
-        .is_some_and(|f| *f != pb::Filters::default())
-    {
-        return Err(InvalidInput::FiltersUnsupported);
+    if let Some(f) = &req.filters {
+        // Bad filters are invalid input; good ones wait for the classifier.
+        let filter = crate::filters::parse(f).map_err(|e| InvalidInput::Filter(e.to_string()))?;
+        if !filter.is_empty() {
+            return Err(InvalidInput::FiltersUnsupported);
+        }
     }
     Ok(StartSpec {
         port,
