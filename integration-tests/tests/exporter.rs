@@ -206,11 +206,18 @@ async fn exports_real_counts_with_the_documented_shape() {
             .collect();
     assert!(int_value(global.last().unwrap()) >= 7);
     assert_monotonic(&s.rx, &[("job.id", id), ("proto", "ipv4")]);
-    // Self-telemetry rides along.
-    let ok =
-        s.rx.latest("telegen.exporter.exports", &[("result", "ok")])
-            .unwrap();
-    assert!(ok >= 1);
+    // Self-telemetry rides along (a request carries the count of the exports
+    // before it, so the first one says 0: wait for a later one).
+    poll(
+        "telegen.exporter.exports ok >= 1",
+        Duration::from_secs(10),
+        || async {
+            s.rx.latest("telegen.exporter.exports", &[("result", "ok")])
+                .filter(|ok| *ok >= 1)
+        },
+    )
+    .await
+    .unwrap();
 }
 
 // The receiver runs on this runtime: keep it served while the test blocks.
@@ -357,7 +364,15 @@ async fn prometheus_text_passes_promtool_and_matches_otlp() {
             .await
             .ok()?
             .ok()?;
-            (r.status == 200 && r.text.contains(&id)).then_some(r)
+            // The job's series, and at least one export done (the counter
+            // below is read after the export it counts).
+            let exported = r
+                .text
+                .contains("telegen_exporter_exports_total{result=\"ok\"} ")
+                && !r
+                    .text
+                    .contains("telegen_exporter_exports_total{result=\"ok\"} 0\n");
+            (r.status == 200 && r.text.contains(&id) && exported).then_some(r)
         }
     })
     .await
