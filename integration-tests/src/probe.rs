@@ -151,24 +151,7 @@ impl Probe {
     }
 
     pub async fn wait_status(&self, id: &str, status: &str) -> anyhow::Result<pb::Job> {
-        let client = self.client();
-        poll(
-            &format!("job {id} to be {status}"),
-            Duration::from_secs(10),
-            || {
-                let mut c = client.clone();
-                let id = id.to_string();
-                async move {
-                    let j = c
-                        .get_job(pb::GetJobRequest { job_id: id })
-                        .await
-                        .ok()?
-                        .into_inner();
-                    (j.status == status).then_some(j)
-                }
-            },
-        )
-        .await
+        wait_job_status(&self.client(), id, status, Duration::from_secs(10)).await
     }
 
     pub async fn results(&self, id: &str) -> anyhow::Result<pb::Results> {
@@ -242,4 +225,26 @@ pub fn series_class(series: &[pb::Series], name: &str) -> (u64, u64, Vec<u64>) {
         .and_then(|s| s.counters.clone())
         .unwrap_or_default();
     (c.packets, c.bytes, c.hist)
+}
+
+/// Poll GetJob until the job has `status`, for at most `timeout`.
+pub async fn wait_job_status(
+    client: &ProbeClient<Channel>,
+    id: &str,
+    status: &str,
+    timeout: Duration,
+) -> anyhow::Result<pb::Job> {
+    poll(&format!("job {id} to be {status}"), timeout, || {
+        let mut c = client.clone();
+        let id = id.to_string();
+        async move {
+            let j = c
+                .get_job(pb::GetJobRequest { job_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            (j.status == status).then_some(j)
+        }
+    })
+    .await
 }

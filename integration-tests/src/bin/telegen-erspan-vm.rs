@@ -175,23 +175,7 @@ impl Checks {
 }
 
 async fn job_status(c: &ProbeClient<Channel>, id: &str, status: &str) -> anyhow::Result<pb::Job> {
-    poll(
-        &format!("job to be {status}"),
-        Duration::from_secs(20),
-        || {
-            let mut c = c.clone();
-            let id = id.to_string();
-            async move {
-                let j = c
-                    .get_job(pb::GetJobRequest { job_id: id })
-                    .await
-                    .ok()?
-                    .into_inner();
-                (j.status == status).then_some(j)
-            }
-        },
-    )
-    .await
+    telegen_integration_tests::probe::wait_job_status(c, id, status, Duration::from_secs(20)).await
 }
 
 async fn probe_up(client: &ProbeClient<Channel>) -> anyhow::Result<pb::Info> {

@@ -39,8 +39,9 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Initialise `tracing` from RUST_LOG (default `info`), logging to stderr.
-pub fn init_logging() {
+/// Initialise `tracing` from RUST_LOG (default `info`), logging to stderr,
+/// and log that `service` is starting, with its embedded build.
+pub fn init_logging(service: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: logs in files and journald stay plain text.
@@ -50,6 +51,13 @@ pub fn init_logging() {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    let b = BuildInfo::CURRENT;
+    tracing::info!(
+        version = b.version,
+        commit = b.commit,
+        built = b.date,
+        "{service} starting"
+    );
 }
 
 #[cfg(test)]

@@ -19,15 +19,8 @@ struct Cli {}
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
-    telegen_common::init_logging();
+    telegen_common::init_logging("telegen-exporter");
     let cfg = Config::from_env()?;
-    let b = BuildInfo::CURRENT;
-    info!(
-        version = b.version,
-        commit = b.commit,
-        built = b.date,
-        "telegen-exporter starting"
-    );
     telegen_exporter::run(cfg, shutdown_signal()).await?;
     info!("stopped");
     Ok(())

@@ -14,15 +14,8 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
-    telegen_common::init_logging();
+    telegen_common::init_logging("telegen-gateway");
     let cfg = Config::from_env()?;
-    let b = BuildInfo::CURRENT;
-    info!(
-        version = b.version,
-        commit = b.commit,
-        built = b.date,
-        "telegen-gateway starting"
-    );
     telegen_gateway::serve(cfg, shutdown_signal()).await?;
     info!("stopped");
     Ok(())

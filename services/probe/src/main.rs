@@ -13,15 +13,8 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
-    telegen_common::init_logging();
+    telegen_common::init_logging("telegen-probe");
     let cfg = Config::from_env()?;
-    let b = BuildInfo::CURRENT;
-    info!(
-        version = b.version,
-        commit = b.commit,
-        built = b.date,
-        "telegen-probe starting"
-    );
     let mgr = jobs::JobManager::new(cfg).await?;
     if !mgr.datapath_enabled() {
         info!(reason = %mgr.dp_reason, "datapath off: the API works, jobs run in placeholder mode");
