@@ -100,7 +100,7 @@ async fn stop(st: AppState, job_id: String) -> Result<Json<Job>, ApiError> {
 async fn results(st: AppState, job_id: String) -> Result<Json<Results>, ApiError> {
     let r = call(
         &st,
-        st.probe().get_results(pb::GetResultsRequest { job_id }),
+        st.probe().get_results(pb::GetResultsRequest { job_id, top: 0 }),
     )
     .await?;
     Ok(Json(r.into()))

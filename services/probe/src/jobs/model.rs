@@ -270,6 +270,8 @@ impl Job {
             }
             .into(),
             sample_rate: self.sample_rate,
+            filters: None,
+            flow_table_size: 0,
         }
     }
 }

@@ -80,6 +80,7 @@ pub fn results(inner: &Inner, job: &Job, endpoint: &str) -> Result<pb::Results, 
             exported: job.otlp_export,
             endpoint: endpoint.into(),
         }),
+        flow_stats: None,
     })
 }
 
