@@ -154,7 +154,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let e = c
-        .get_results(pb::GetResultsRequest { job_id: unknown })
+        .get_results(pb::GetResultsRequest { job_id: unknown, top: 0 })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
