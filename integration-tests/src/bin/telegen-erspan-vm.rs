@@ -289,7 +289,7 @@ async fn jobs(
             let id = job.job_id.clone();
             async move {
                 let r = c
-                    .get_results(pb::GetResultsRequest { job_id: id })
+                    .get_results(pb::GetResultsRequest { job_id: id, top: 0 })
                     .await
                     .ok()?
                     .into_inner();
@@ -303,6 +303,7 @@ async fn jobs(
     let final_r = c
         .get_results(pb::GetResultsRequest {
             job_id: job.job_id.clone(),
+            top: 0,
         })
         .await?
         .into_inner();
@@ -352,7 +353,7 @@ async fn jobs(
         let id = job.job_id.clone();
         async move {
             let r = c
-                .get_results(pb::GetResultsRequest { job_id: id })
+                .get_results(pb::GetResultsRequest { job_id: id, top: 0 })
                 .await
                 .ok()?
                 .into_inner();
@@ -368,6 +369,7 @@ async fn jobs(
     let stopped = c
         .stop_job(pb::StopJobRequest {
             job_id: job.job_id.clone(),
+            top: 0,
         })
         .await?
         .into_inner();
