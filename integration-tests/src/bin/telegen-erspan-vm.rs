@@ -369,7 +369,6 @@ async fn jobs(
     let stopped = c
         .stop_job(pb::StopJobRequest {
             job_id: job.job_id.clone(),
-            top: 0,
         })
         .await?
         .into_inner();
