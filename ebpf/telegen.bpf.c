@@ -23,7 +23,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 	 * still crossed the wire. Inside a tunnel: the mirrored packet's own
 	 * length, without the encapsulation. */
 	__u32 len = v.inner ? skb->len - v.inner : skb->len + (skb->vlan_present ? 4 : 0);
-	count_packet(skb->ifindex, dir, v.cls, len);
+	count_packet(skb, dir, &v, len, err);
 	return TC_ACT_UNSPEC;
 }
 

@@ -11,11 +11,16 @@
 
 #define IP_OFFSET_MASK 0x1fff
 
-/* What the classifier decided for one packet. */
+/* What the classifier decided for one packet, and where the counted
+ * packet's L3 header is (for the filters and flows of deep hooks). */
 struct verdict {
 	__u32 cls;
-	__u32 inner; /* offset of the counted packet inside a tunnel, 0 if none */
-	__u32 tun;   /* enum telegen_tun, or N_TUN_KINDS when not GRE at all */
+	__u32 inner;    /* offset of the counted packet inside a tunnel, 0 if none */
+	__u32 tun;      /* enum telegen_tun, or N_TUN_KINDS when not GRE at all */
+	__u32 l3off;
+	__be16 l3proto; /* ethertype of the counted packet; 0 if unknown */
+	__u16 vlan;     /* outermost tag found in the data */
+	__u8 has_vlan;
 };
 
 /* Class of the L3 packet at `off` with ethertype `proto`. When `gre` is not
@@ -51,19 +56,24 @@ static __always_inline __u32 classify_l3(struct __sk_buff *skb, void *data, void
 	}
 	if (!ipv6_is_ext(nh))
 		return CLASS_IPV6;
-	return ipv6_upper(skb, off & 0xff, nh, err) == IPPROTO_ICMPV6 ? CLASS_ICMP6 : CLASS_IPV6;
+	return ipv6_upper(skb, off & 0xff, nh, err, NULL) == IPPROTO_ICMPV6 ? CLASS_ICMP6 : CLASS_IPV6;
 }
 
-/* Class of the Ethernet frame at `l2off`. */
+/* Class of the Ethernet frame at `l2off`; records its L3 header in `v`. */
 static __always_inline __u32 classify_frame(struct __sk_buff *skb, void *data, void *end,
-					    __u32 l2off, int *err, __u32 *gre)
+					    __u32 l2off, int *err, __u32 *gre, struct verdict *v)
 {
 	struct l3 l3 = parse_l2(data + (l2off & 0xff), end);
 
 	if (l3.truncated) {
 		*err = ERR_TRUNCATED;
+		v->l3proto = 0;
 		return CLASS_OTHER;
 	}
+	v->l3off = l2off + l3.off;
+	v->l3proto = l3.proto;
+	v->vlan = l3.vlan;
+	v->has_vlan = l3.has_vlan;
 	return classify_l3(skb, data, end, l2off + l3.off, l3.proto, err, gre);
 }
 
@@ -71,10 +81,10 @@ static __always_inline struct verdict classify(struct __sk_buff *skb, int *err)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct verdict v = { .cls = CLASS_OTHER, .inner = 0, .tun = N_TUN_KINDS };
+	struct verdict v = { .cls = CLASS_OTHER, .tun = N_TUN_KINDS };
 	__u32 gre = 0;
 
-	v.cls = classify_frame(skb, data, end, 0, err, &gre);
+	v.cls = classify_frame(skb, data, end, 0, err, &gre, &v);
 	if (!gre)
 		return v;
 
@@ -86,10 +96,14 @@ static __always_inline struct verdict classify(struct __sk_buff *skb, int *err)
 		return v; /* counted as the outer packet; *err says why */
 
 	/* The mirrored packet itself: no further tunnel is opened. */
-	if (payload == TUN_ETH)
-		v.cls = classify_frame(skb, data, end, inner, err, NULL);
-	else
+	if (payload == TUN_ETH) {
+		v.cls = classify_frame(skb, data, end, inner, err, NULL, &v);
+	} else {
+		v.l3off = inner;
+		v.l3proto = inner_proto;
+		v.has_vlan = 0;
 		v.cls = classify_l3(skb, data, end, inner, inner_proto, err, NULL);
+	}
 	v.inner = inner;
 	return v;
 }

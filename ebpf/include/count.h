@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Counting: the size bucket, one counter update, and the fan-out to the
- * global, per-interface and per-job counters. Per-CPU values: plain adds. */
+ * global, per-interface and per-job counters. Per-CPU values: plain adds.
+ * Jobs on a "deep" hook (one of them filters or tracks flows) also get the
+ * packet's facts, their filter, their errors and their flow sampling. */
 #ifndef TELEGEN_COUNT_H
 #define TELEGEN_COUNT_H
 
 #include "maps.h"
+#include "flow.h"
 
 static __always_inline __u32 size_bucket(__u32 len)
 {
@@ -62,8 +65,89 @@ static __always_inline struct if_cfg *lookup_ifcfg(__u32 ifindex)
 	return bpf_map_lookup_elem(&ifcfg_hash, &ifindex);
 }
 
-static __always_inline void count_packet(__u32 ifindex, __u32 dir, __u32 cls, __u32 len)
+static __always_inline void bump_job(__u32 slot, __u32 cls, __u32 len, __u32 bucket)
 {
+	__u32 key = slot * N_CLASSES + cls;
+	struct labeled_counters *jc = bpf_map_lookup_elem(&job_stats_percpu, &key);
+	if (jc)
+		bump(&jc->c, len, bucket);
+	else
+		count_error(ERR_JOB_SLOT);
+}
+
+/* A parse error of a packet a job counted, in that job's own errors. */
+static __always_inline void count_job_error(__u32 slot, __u32 err)
+{
+	struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
+	if (aux && err < N_JOB_ERRORS)
+		aux->err[err] += 1;
+}
+
+/* The jobs of a deep hook: the packet's facts once, then each job's filter,
+ * counters, errors and flow sampling.
+ *
+ * Both are global functions, so the verifier checks each once, with its
+ * arguments as unknown scalars, instead of once per path through the
+ * classifier: every class, tunnel and error combination would otherwise
+ * multiply the job loop's paths (and the load time by seconds). Global
+ * functions take the context and scalars (kernel 5.6 and later), so the
+ * verdict travels packed and the facts in a per-CPU scratch map. */
+#define PACK_L3(v) (((v)->l3off & 0xffff) | ((__u32)(v)->l3proto << 16))
+#define PACK_PKT(v) \
+	((((v)->inner != 0) << 15) | (((v)->has_vlan & 1) << 14) | (((__u32)(v)->vlan & 0xfff) << 16))
+
+/* Fills facts_scratch; returns 0 when it cannot. */
+__noinline int deep_facts(struct __sk_buff *skb, __u32 l3, __u32 pkt)
+{
+	__u32 zero = 0;
+	struct facts *x = bpf_map_lookup_elem(&facts_scratch, &zero);
+	if (!x)
+		return 0;
+	struct verdict v = {
+		.inner = (pkt >> 15) & 1,
+		.l3off = l3 & 0xffff,
+		.l3proto = l3 >> 16,
+		.vlan = (pkt >> 16) & 0xfff,
+		.has_vlan = (pkt >> 14) & 1,
+	};
+	parse_facts(skb, &v, x);
+	return 1;
+}
+
+/* One job of a deep hook. `err1` is enum telegen_err + 1, 0 for none. */
+__noinline int deep_job(__u32 slot, __u32 cls, __u32 len, __u32 err1)
+{
+	__u32 zero = 0;
+	struct facts *x = bpf_map_lookup_elem(&facts_scratch, &zero);
+	struct job_filter *f = bpf_map_lookup_elem(&job_filters, &slot);
+	if (!x || !f) {
+		count_error(ERR_JOB_SLOT);
+		return 0;
+	}
+	if (f->flags & F_MATCH && !filter_match(f, x))
+		return 0;
+	bump_job(slot, cls, len, size_bucket(len));
+	int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
+	if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks)
+		return 1;
+	struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
+	if (!aux)
+		return 1;
+	__u32 e = err1 - 1;
+	barrier_var(e);
+	if (e < N_JOB_ERRORS)
+		aux->err[e] += 1;
+	if (x->flags & FACT_CSUM_BAD)
+		aux->err[ERR_IPV4_CSUM] += 1;
+	if (tracks && flow_sample(aux, f->sample_rate))
+		flow_track(slot, &x->k, len, aux);
+	return 1;
+}
+
+static __always_inline void count_packet(struct __sk_buff *skb, __u32 dir, const struct verdict *v,
+					 __u32 len, int err)
+{
+	__u32 cls = v->cls;
 	__u32 bucket = size_bucket(len);
 
 	struct counters *g = bpf_map_lookup_elem(&stats_percpu, &cls);
@@ -72,7 +156,7 @@ static __always_inline void count_packet(__u32 ifindex, __u32 dir, __u32 cls, __
 	else
 		count_error(ERR_GLOBAL);
 
-	struct if_cfg *cfg = lookup_ifcfg(ifindex);
+	struct if_cfg *cfg = lookup_ifcfg(skb->ifindex);
 	if (!cfg || !cfg->valid) {
 		count_error(ERR_NO_IFCFG);
 		return;
@@ -84,16 +168,25 @@ static __always_inline void count_packet(__u32 ifindex, __u32 dir, __u32 cls, __
 	else
 		count_error(ERR_IF_SLOT);
 
-	__u32 n = cfg->njobs[dir & 1];
+	__u32 d = dir & 1;
+	__u32 n = cfg->njobs[d];
+	if (cfg->deep & (1 << d)) {
+		if (!deep_facts(skb, PACK_L3(v), PACK_PKT(v)))
+			return;
+		for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
+			if (i >= n)
+				break;
+			deep_job(cfg->jobs[d][i], cls, len, (__u32)(err + 1));
+		}
+		return;
+	}
 	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
 		if (i >= n)
 			break;
-		key = (__u32)cfg->jobs[dir & 1][i] * N_CLASSES + cls;
-		struct labeled_counters *jc = bpf_map_lookup_elem(&job_stats_percpu, &key);
-		if (jc)
-			bump(&jc->c, len, bucket);
-		else
-			count_error(ERR_JOB_SLOT);
+		__u32 slot = cfg->jobs[d][i];
+		bump_job(slot, cls, len, bucket);
+		if (err >= 0)
+			count_job_error(slot, err);
 	}
 }
 

@@ -72,6 +72,56 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ifcfg_hash SEC(".maps");
 
+/* Per-job filter by job slot (struct job_filter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, struct job_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} job_filters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, struct job_aux);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} job_aux_percpu SEC(".maps");
+
+/* The template of the per-job flow tables. The probe creates one LRU table
+ * per flows job, sized by TELEGEN_FLOW_TABLE_SIZE (the kernel does not
+ * compare max_entries of hash inner maps), and keeps it here by job slot:
+ * the pinned outer map holds it across probe restarts. */
+struct flow_table {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FLOW_TABLE_DEFAULT);
+	/* Sizes, not __type: clang emits types reached only through the
+	 * template's pointers as forward declarations, which loaders cannot
+	 * size. */
+	__uint(key_size, sizeof(struct flow_key));
+	__uint(value_size, sizeof(struct flow_val));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct flow_table);
+} job_flows SEC(".maps");
+
+/* Scratch space for the facts of the packet being counted on a deep hook:
+ * written by one global function and read by another (global functions
+ * take no pointers to the stack). Not pinned: it holds nothing between
+ * packets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct facts);
+} facts_scratch SEC(".maps");
+
 /* Probe-only state (never touched by the classifier). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

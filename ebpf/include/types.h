@@ -81,8 +81,98 @@ struct if_cfg {
 	__u32 slot;                           /* if_stats_percpu slot */
 	__u8 valid;
 	__u8 njobs[2];                        /* per direction */
-	__u8 pad;
+	__u8 deep;                            /* bit per direction: a job there filters or tracks flows */
 	__u8 jobs[2][MAX_JOBS_PER_HOOK];      /* job slots per direction */
+};
+
+/* ---- Per-job filters and flows (issue 7). Only hooks whose if_cfg.deep
+ * bit is set pay for them. ---- */
+
+#define FILTER_MAX_PORTS 8
+#define FILTER_MAX_CIDRS 4
+#define FLOW_TABLE_DEFAULT 1024
+
+enum filter_flags {
+	F_PROTO = 1 << 0,
+	F_SPORT = 1 << 1,
+	F_DPORT = 1 << 2,
+	F_SRC = 1 << 3,
+	F_DST = 1 << 4,
+	F_DSCP = 1 << 5,
+	F_VLAN = 1 << 6,
+	F_MATCH = 0x7f,     /* any of the above: the job filters */
+	F_FLOWS = 1 << 8,   /* the job tracks flows (result_detail flows) */
+};
+
+/* IPv4 prefixes use addr[0]/mask[0] (network order) and zeros elsewhere. */
+struct cidr {
+	__u32 addr[4];
+	__u32 mask[4];
+	__u8 family;        /* 4 or 6 */
+	__u8 pad[3];
+};
+
+/* One job's filter, keyed by job slot; written by the probe before the job
+ * is published in if_cfg. Lists match when any value does; fields AND. */
+struct job_filter {
+	__u32 flags;                        /* enum filter_flags */
+	__u32 sample_rate;                  /* flows: one packet in N on average */
+	__u64 dscp_mask;                    /* bit d: DSCP d matches */
+	__u64 proto_mask[4];                /* bit p: IP protocol p matches */
+	__u16 sport[FILTER_MAX_PORTS];      /* host order */
+	__u16 dport[FILTER_MAX_PORTS];
+	__u8 nsport, ndport, nsrc, ndst;
+	__u16 vlan;
+	__u16 pad;
+	struct cidr src[FILTER_MAX_CIDRS];
+	struct cidr dst[FILTER_MAX_CIDRS];
+};
+
+/* A flow: the key of the per-job flow tables. Ports in host order, 0 when
+ * the packet has none. */
+struct flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;        /* 4 or 6 */
+	__u16 pad;
+};
+
+/* What the filters and flows look at in a packet (parse_facts). */
+enum fact_flags {
+	FACT_IP = 1 << 0,       /* an IPv4 or IPv6 header was read */
+	FACT_PORTS = 1 << 1,    /* sport/dport are the packet's (TCP, UDP, SCTP) */
+	FACT_VLAN = 1 << 2,
+	FACT_CSUM_BAD = 1 << 3, /* IPv4 header checksum does not verify */
+};
+
+struct facts {
+	struct flow_key k;
+	__u8 dscp;
+	__u8 flags;             /* enum fact_flags */
+	__u16 vlan;
+};
+
+struct flow_val {
+	__u64 packets;      /* sampled packets of this flow */
+	__u64 bytes;
+};
+
+/* Errors counted per job (job_aux.err): enum telegen_err's parse errors,
+ * plus the IPv4 header checksum, checked only on deep hooks. */
+#define ERR_IPV4_CSUM N_ERRORS
+#define N_JOB_ERRORS (N_ERRORS + 1)
+
+/* Per job, per CPU: its errors and its flow sampling state. */
+struct job_aux {
+	__u64 err[N_JOB_ERRORS];
+	__u64 sampled;      /* packets that went through the flow table */
+	__u64 flows_new;    /* flows inserted (evictions = inserted - present) */
+	__u64 flow_fail;    /* flow table updates the kernel refused */
+	__u32 countdown;    /* packets until the next sampled one */
+	__u32 pad;
 };
 
 /* ---- Probe-only state, pinned beside the counters so that it has exactly

@@ -78,9 +78,10 @@ impl Probe for ProbeService {
         &self,
         req: Request<pb::GetResultsRequest>,
     ) -> Result<Response<pb::Results>, Status> {
-        Ok(Response::new(
-            self.mgr.results(&req.into_inner().job_id).await?,
-        ))
+        Ok(Response::new({
+            let r = req.into_inner();
+            self.mgr.results(&r.job_id, r.top).await?
+        }))
     }
 
     type WatchCountersStream = SnapshotStream;

@@ -34,6 +34,9 @@ pub struct Config {
     /// gateway and exporter can connect: TELEGEN_PROBE_SOCKET_GROUP, a group
     /// name or a numeric gid. Unset: the probe's own group.
     pub socket_gid: Option<u32>,
+    /// Entries of each flows job's kernel LRU flow table:
+    /// TELEGEN_FLOW_TABLE_SIZE, default 1024.
+    pub flow_table_size: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +104,21 @@ impl Config {
                     .map_err(|m| err("TELEGEN_PROBE_SOCKET_GROUP", m))?,
             ),
         };
+        let flow_table_size = match var("TELEGEN_FLOW_TABLE_SIZE") {
+            None => 1024,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (16..=1 << 20).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "TELEGEN_FLOW_TABLE_SIZE",
+                        format!("{v:?} is not a number from 16 to 1048576"),
+                    )
+                })?,
+        };
         Ok(Config {
+            flow_table_size,
             socket_gid,
             listen,
             max_jobs,

@@ -1,11 +1,16 @@
 //! Job filters (SPEC section 2, issue 7): parsed and validated into typed
 //! values, so a bad filter gets a clear INVALID_ARGUMENT before anything is
-//! attached. Evaluating them in the classifier is the next step; until then a
-//! valid filter is refused as not supported (UNIMPLEMENTED).
+//! attached; converted to the classifier's `struct job_filter` (which is
+//! also how they survive a probe restart) and back, and echoed normalised.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use telegen_proto::v1 as pb;
+
+use crate::maps::layout::{
+    KCidr, KJobFilter, FILTER_MAX_CIDRS, FILTER_MAX_PORTS, F_DPORT, F_DSCP, F_DST, F_FLOWS,
+    F_PROTO, F_SPORT, F_SRC, F_VLAN,
+};
 
 /// Bounds that keep the kernel-side match loops short and verifiable.
 pub const MAX_PROTOS: usize = 8;
@@ -34,6 +39,174 @@ pub struct JobFilter {
 impl JobFilter {
     pub fn is_empty(&self) -> bool {
         *self == JobFilter::default()
+    }
+}
+
+impl JobFilter {
+    /// The classifier's form. `flows`/`sample_rate` ride along: they are
+    /// per-job settings the same loop needs.
+    pub fn to_kernel(&self, flows: bool, sample_rate: u32) -> KJobFilter {
+        let mut k = KJobFilter {
+            sample_rate,
+            ..Default::default()
+        };
+        if flows {
+            k.flags |= F_FLOWS;
+        }
+        if !self.ip_proto.is_empty() {
+            k.flags |= F_PROTO;
+            for p in &self.ip_proto {
+                k.proto_mask[usize::from(*p >> 6)] |= 1u64 << (p & 63);
+            }
+        }
+        if !self.dscp.is_empty() {
+            k.flags |= F_DSCP;
+            for d in &self.dscp {
+                k.dscp_mask |= 1u64 << (d & 63);
+            }
+        }
+        let ports = |list: &[u16], out: &mut [u16; FILTER_MAX_PORTS]| {
+            let n = list.len().min(FILTER_MAX_PORTS);
+            out[..n].copy_from_slice(&list[..n]);
+            n as u8
+        };
+        if !self.l4_sport.is_empty() {
+            k.flags |= F_SPORT;
+            k.nsport = ports(&self.l4_sport, &mut k.sport);
+        }
+        if !self.l4_dport.is_empty() {
+            k.flags |= F_DPORT;
+            k.ndport = ports(&self.l4_dport, &mut k.dport);
+        }
+        let cidrs = |list: &[Cidr], out: &mut [KCidr; FILTER_MAX_CIDRS]| {
+            for (c, o) in list.iter().zip(out.iter_mut()) {
+                *o = c.to_kernel();
+            }
+            list.len().min(FILTER_MAX_CIDRS) as u8
+        };
+        if !self.src_cidr.is_empty() {
+            k.flags |= F_SRC;
+            k.nsrc = cidrs(&self.src_cidr, &mut k.src);
+        }
+        if !self.dst_cidr.is_empty() {
+            k.flags |= F_DST;
+            k.ndst = cidrs(&self.dst_cidr, &mut k.dst);
+        }
+        if let Some(v) = self.vlan {
+            k.flags |= F_VLAN;
+            k.vlan = v;
+        }
+        k
+    }
+
+    /// Back from the pinned kernel form (after a restart). Lists come back
+    /// sorted where the kernel keeps a bit set (protocols, DSCP).
+    pub fn from_kernel(k: &KJobFilter) -> JobFilter {
+        let bits = |words: &[u64]| -> Vec<u8> {
+            (0..words.len() * 64)
+                .filter(|i| words[i / 64] & (1u64 << (i % 64)) != 0)
+                .map(|i| i as u8)
+                .collect()
+        };
+        let n = |v: u8, max: usize| usize::from(v).min(max);
+        JobFilter {
+            ip_proto: if k.flags & F_PROTO != 0 {
+                bits(&k.proto_mask)
+            } else {
+                Vec::new()
+            },
+            l4_sport: k.sport[..n(k.nsport, FILTER_MAX_PORTS)].to_vec(),
+            l4_dport: k.dport[..n(k.ndport, FILTER_MAX_PORTS)].to_vec(),
+            src_cidr: k.src[..n(k.nsrc, FILTER_MAX_CIDRS)]
+                .iter()
+                .filter_map(Cidr::from_kernel)
+                .collect(),
+            dst_cidr: k.dst[..n(k.ndst, FILTER_MAX_CIDRS)]
+                .iter()
+                .filter_map(Cidr::from_kernel)
+                .collect(),
+            dscp: if k.flags & F_DSCP != 0 {
+                bits(&[k.dscp_mask])
+            } else {
+                Vec::new()
+            },
+            vlan: (k.flags & F_VLAN != 0).then_some(k.vlan),
+        }
+    }
+
+    /// The normalised echo in Job.filters.
+    pub fn to_proto(&self) -> pb::Filters {
+        pb::Filters {
+            ip_proto: self.ip_proto.iter().map(|p| proto_name(*p)).collect(),
+            l4_sport: self.l4_sport.iter().map(|p| u32::from(*p)).collect(),
+            l4_dport: self.l4_dport.iter().map(|p| u32::from(*p)).collect(),
+            src_cidr: self.src_cidr.iter().map(Cidr::to_string).collect(),
+            dst_cidr: self.dst_cidr.iter().map(Cidr::to_string).collect(),
+            dscp: self.dscp.iter().map(|d| u32::from(*d)).collect(),
+            vlan: self.vlan.map(u32::from),
+        }
+    }
+}
+
+/// The name the API uses for an IP protocol number (lower case), else the
+/// number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        47 => "gre".into(),
+        58 => "icmp6".into(),
+        132 => "sctp".into(),
+        n => n.to_string(),
+    }
+}
+
+impl Cidr {
+    fn to_kernel(&self) -> KCidr {
+        let mut k = KCidr::default();
+        let words = |b: &[u8]| -> [u32; 4] {
+            let mut w = [0u32; 4];
+            for (i, c) in b.chunks(4).enumerate() {
+                // Network order in memory, as the packet has it.
+                w[i] = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            w
+        };
+        match (self.addr, mask(self.addr, self.prefix, true)) {
+            (IpAddr::V4(a), IpAddr::V4(m)) => {
+                k.family = 4;
+                k.addr = words(&a.octets());
+                k.mask = words(&m.octets());
+            }
+            (IpAddr::V6(a), IpAddr::V6(m)) => {
+                k.family = 6;
+                k.addr = words(&a.octets());
+                k.mask = words(&m.octets());
+            }
+            _ => unreachable!("mask keeps the family"),
+        }
+        k
+    }
+
+    fn from_kernel(k: &KCidr) -> Option<Cidr> {
+        let bytes: Vec<u8> = k.addr.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let prefix: u32 = k.mask.iter().map(|w| w.count_ones()).sum();
+        let addr = match k.family {
+            4 => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+            6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[..]).ok()?)),
+            _ => return None,
+        };
+        Some(Cidr {
+            addr,
+            prefix: prefix as u8,
+        })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }
 
@@ -112,7 +285,7 @@ fn cidr(field: &'static str, s: &str) -> Result<Cidr, FilterError> {
         Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(err)?,
     };
     // 10.1.2.3/8 is almost always a typo for 10.0.0.0/8: refuse host bits.
-    let masked = mask(addr, prefix);
+    let masked = mask(addr, prefix, false);
     if masked != addr {
         return Err(bad(
             field,
@@ -125,15 +298,18 @@ fn cidr(field: &'static str, s: &str) -> Result<Cidr, FilterError> {
     Ok(Cidr { addr, prefix })
 }
 
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+/// `addr` with its host bits cleared, or (`just_mask`) the netmask itself.
+fn mask(addr: IpAddr, prefix: u8, just_mask: bool) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & m).into())
+            let a = if just_mask { u32::MAX } else { u32::from(a) };
+            IpAddr::V4((a & m).into())
         }
         IpAddr::V6(a) => {
             let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & m).into())
+            let a = if just_mask { u128::MAX } else { u128::from(a) };
+            IpAddr::V6((a & m).into())
         }
     }
 }
@@ -221,6 +397,43 @@ mod tests {
         assert_eq!(got.dst_cidr[0].prefix, 32);
         assert_eq!(got.vlan, Some(100));
         assert!(parse(&f()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn kernel_form_round_trips_and_echo_is_normalised() {
+        let parsed = parse(&pb::Filters {
+            ip_proto: vec!["udp".into(), "tcp".into(), "255".into()],
+            l4_sport: vec![53],
+            l4_dport: vec![443, 8443],
+            src_cidr: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
+            dst_cidr: vec!["192.0.2.7".into()],
+            dscp: vec![46, 0, 63],
+            vlan: Some(0),
+        })
+        .unwrap();
+        let k = parsed.to_kernel(true, 100);
+        assert_eq!(k.flags & F_FLOWS, F_FLOWS);
+        assert_eq!(k.sample_rate, 100);
+        assert_eq!(k.src[0].mask[0], u32::from_ne_bytes([255, 0, 0, 0]));
+        assert_eq!(k.src[0].addr[0], u32::from_ne_bytes([10, 0, 0, 0]));
+        assert_eq!(k.dst[0].mask[0], u32::MAX);
+        assert_eq!(k.src[1].mask[1], 0);
+        let back = JobFilter::from_kernel(&k);
+        // Sets come back sorted; lists keep their order.
+        assert_eq!(back.ip_proto, vec![6, 17, 255]);
+        assert_eq!(back.dscp, vec![0, 46, 63]);
+        assert_eq!(back.l4_dport, parsed.l4_dport);
+        assert_eq!(back.src_cidr, parsed.src_cidr);
+        assert_eq!(back.dst_cidr, parsed.dst_cidr);
+        assert_eq!(back.vlan, Some(0));
+        let echo = back.to_proto();
+        assert_eq!(echo.ip_proto, vec!["tcp", "udp", "255"]);
+        assert_eq!(echo.src_cidr, vec!["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(echo.dst_cidr, vec!["192.0.2.7/32"]);
+        assert_eq!(
+            JobFilter::from_kernel(&KJobFilter::default()),
+            JobFilter::default()
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@ use crate::jobs::model::{Direction, MirrorMode};
 /// Longest accepted duration: a week. Longer jobs should use 0 (until stopped).
 pub const MAX_DURATION_SEC: u32 = 7 * 24 * 3600;
 pub const DEFAULT_DURATION_SEC: u32 = 120;
+pub const MAX_SAMPLE_RATE: u32 = 1_000_000;
+/// Top flows returned by default, and at most.
+pub const DEFAULT_TOP_FLOWS: u32 = 10;
+pub const MAX_TOP_FLOWS: u32 = 100;
 const IFNAMSIZ: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,16 +30,14 @@ pub enum InvalidInput {
     Duration(u32),
     #[error("{0}")]
     MirrorMode(String),
-    #[error("sample_rate must be at least 1")]
-    SampleRate,
+    #[error("sample_rate {0} is not from 1 to {MAX_SAMPLE_RATE} (1 = every packet)")]
+    SampleRate(u32),
+    #[error("top {0} is above the maximum of {MAX_TOP_FLOWS}")]
+    Top(u32),
     #[error("result_detail {0:?} is not one of summary, flows")]
     ResultDetail(String),
-    #[error("sample_rate applies to flow tracking, which this build does not have yet; use 1 or leave it out")]
-    SampleRateUnsupported,
-    #[error("result_detail {0:?} is not supported by this build yet; use summary")]
+    #[error("result_detail {0:?} is not supported by this build yet; use summary or flows")]
     NotSupported(String),
-    #[error("filters are not supported by this build yet; remove the filters field")]
-    FiltersUnsupported,
     #[error("{0}")]
     Filter(String),
     #[error("job id {0:?} is not a UUID")]
@@ -45,10 +47,7 @@ pub enum InvalidInput {
 impl InvalidInput {
     /// Well-formed, but asks for a feature this build does not have yet.
     pub fn is_not_supported(&self) -> bool {
-        matches!(
-            self,
-            Self::SampleRateUnsupported | Self::NotSupported(_) | Self::FiltersUnsupported
-        )
+        matches!(self, Self::NotSupported(_))
     }
 }
 
@@ -69,6 +68,22 @@ pub fn ifname(name: &str) -> Result<&str, InvalidInput> {
         return Err(InvalidInput::PortChars(truncate(name, 64)));
     }
     Ok(name)
+}
+
+pub fn sample_rate(r: Option<u32>) -> Result<u32, InvalidInput> {
+    match r {
+        None => Ok(1),
+        Some(r) if (1..=MAX_SAMPLE_RATE).contains(&r) => Ok(r),
+        Some(r) => Err(InvalidInput::SampleRate(r)),
+    }
+}
+
+pub fn top(n: u32) -> Result<usize, InvalidInput> {
+    match n {
+        0 => Ok(DEFAULT_TOP_FLOWS as usize),
+        n if n <= MAX_TOP_FLOWS => Ok(n as usize),
+        n => Err(InvalidInput::Top(n)),
+    }
 }
 
 pub fn direction(s: &str) -> Result<Direction, InvalidInput> {

@@ -78,6 +78,9 @@ struct StartSpec {
     duration_sec: u32,
     mirror: MirrorMode,
     otlp_export: bool,
+    filter: crate::filters::JobFilter,
+    flows: bool,
+    sample_rate: u32,
 }
 
 fn validate_start(
@@ -88,29 +91,26 @@ fn validate_start(
     let direction = validate::direction(&req.direction)?;
     let duration_sec = validate::duration(req.duration_sec)?;
     let mirror = validate::mirror_mode(&req.mirror_mode, default_mode)?;
-    match req.sample_rate {
-        None | Some(1) => {}
-        Some(0) => return Err(InvalidInput::SampleRate),
-        Some(_) => return Err(InvalidInput::SampleRateUnsupported),
-    }
-    match req.result_detail.as_str() {
-        "" | "summary" => {}
-        "flows" | "pcaplike" => return Err(InvalidInput::NotSupported(req.result_detail.clone())),
+    let sample_rate = validate::sample_rate(req.sample_rate)?;
+    let flows = match req.result_detail.as_str() {
+        "" | "summary" => false,
+        "flows" => true,
+        "pcaplike" => return Err(InvalidInput::NotSupported(req.result_detail.clone())),
         other => return Err(InvalidInput::ResultDetail(other.chars().take(32).collect())),
-    }
-    if let Some(f) = &req.filters {
-        // Bad filters are invalid input; good ones wait for the classifier.
-        let filter = crate::filters::parse(f).map_err(|e| InvalidInput::Filter(e.to_string()))?;
-        if !filter.is_empty() {
-            return Err(InvalidInput::FiltersUnsupported);
-        }
-    }
+    };
+    let filter = match &req.filters {
+        Some(f) => crate::filters::parse(f).map_err(|e| InvalidInput::Filter(e.to_string()))?,
+        None => Default::default(),
+    };
     Ok(StartSpec {
         port,
         direction,
         duration_sec,
         mirror,
         otlp_export: req.otlp_export.unwrap_or(true),
+        filter,
+        flows,
+        sample_rate,
     })
 }
 
@@ -456,9 +456,9 @@ impl JobManager {
             mirror_mode: mirror,
             attach_mode: None,
             otlp_export: spec.otlp_export,
-            flows_detail: false,
+            flows_detail: spec.flows,
             duration_sec: spec.duration_sec,
-            sample_rate: 1,
+            sample_rate: spec.sample_rate,
             seq: inner.seq,
             started_ns: now,
             expires_ns: (spec.duration_sec > 0)
@@ -466,6 +466,12 @@ impl JobManager {
             stopped_ns: None,
             error: String::new(),
             fallback,
+            flow_table_size: if spec.flows && mirror.attaches() {
+                self.cfg.flow_table_size
+            } else {
+                0
+            },
+            filter: spec.filter,
         };
         inner.put(job.clone());
         drop(inner);
@@ -501,14 +507,11 @@ impl JobManager {
             return;
         };
         let (attaches, ifindex) = (job.mirror_mode.attaches(), job.ifindex);
+        let (kfilter, table) = (job.kernel_filter(), job.flow_table_size);
         let mut result = session.map(|_| None);
         if attaches && result.is_ok() {
             if let Some(dp) = inner.dp.as_mut() {
-                result = dp
-                    .maps
-                    .reset_job(slot)
-                    .map(|_| None)
-                    .map_err(|e| format!("resetting job counters: {e}"));
+                result = dp.maps.prepare_job(slot, &kfilter, table).map(|_| None);
             }
             if result.is_ok() {
                 result = self.reconcile(&mut inner, ifindex).await;
@@ -631,10 +634,11 @@ impl JobManager {
         }
     }
 
-    pub async fn results(&self, id: &str) -> Result<pb::Results, JobError> {
+    pub async fn results(&self, id: &str, top: u32) -> Result<pb::Results, JobError> {
+        let top = validate::top(top)?;
         let job = self.get(id).await?;
         let inner = self.inner.lock().await;
-        report::results(&inner, &job, &self.cfg.otlp_endpoint)
+        report::results(&inner, &job, &self.cfg.otlp_endpoint, top)
             .map_err(|e| JobError::Internal(e.to_string()))
     }
 
@@ -652,7 +656,12 @@ impl JobManager {
         let mut ifaces = vec![IfaceRec::default(); MAX_IF_SLOTS as usize];
         for slot in 0..MAX_JOB_SLOTS {
             if let Ok(rec) = dp.maps.job_rec(slot) {
-                jobs[slot as usize] = Job::from_rec(slot, &rec);
+                jobs[slot as usize] = Job::from_rec(slot, &rec).map(|mut j| {
+                    if let Ok(k) = dp.maps.job_filter(slot) {
+                        j.filter = crate::filters::JobFilter::from_kernel(&k);
+                    }
+                    j
+                });
             }
         }
         for slot in 0..MAX_IF_SLOTS {

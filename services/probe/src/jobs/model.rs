@@ -5,6 +5,7 @@ use telegen_proto::v1 as pb;
 use uuid::Uuid;
 
 use crate::attach::AttachMode;
+use crate::filters::JobFilter;
 use crate::maps::layout::{get_str, put_str, JobRec};
 use crate::timefmt::rfc3339;
 
@@ -177,9 +178,25 @@ pub struct Job {
     pub stopped_ns: Option<u64>,
     pub error: String,
     pub fallback: String,
+    /// Empty: the job counts everything. Persisted in the pinned
+    /// job_filters map (the classifier's copy), not in the job record.
+    pub filter: JobFilter,
+    /// Entries of the job's flow table (flows jobs), else 0.
+    pub flow_table_size: u32,
 }
 
 impl Job {
+    /// Whether the classifier must parse this job's packets beyond their
+    /// class (the hook's if_cfg.deep bit).
+    pub fn is_deep(&self) -> bool {
+        self.flows_detail || !self.filter.is_empty()
+    }
+
+    /// The classifier's filter record of this job.
+    pub fn kernel_filter(&self) -> crate::maps::layout::KJobFilter {
+        self.filter.to_kernel(self.flows_detail, self.sample_rate)
+    }
+
     /// The hooks the classifier counts this job on. An `erspan` or `sonic`
     /// job's mirrored copies arrive (as ERSPAN, or decapsulated on the erspan
     /// netdev) on the counted interface's ingress whatever direction the
@@ -208,6 +225,7 @@ impl Job {
             result_detail: self.flows_detail as u8,
             duration_sec: self.duration_sec,
             sample_rate: self.sample_rate,
+            flow_table_size: self.flow_table_size,
             seq: self.seq,
             started_unix_ns: self.started_ns,
             expires_unix_ns: self.expires_ns.unwrap_or(0),
@@ -240,6 +258,8 @@ impl Job {
             stopped_ns: (r.stopped_unix_ns != 0).then_some(r.stopped_unix_ns),
             error: get_str(&r.error),
             fallback: get_str(&r.fallback),
+            filter: JobFilter::default(),
+            flow_table_size: r.flow_table_size,
         })
     }
 
@@ -270,8 +290,8 @@ impl Job {
             }
             .into(),
             sample_rate: self.sample_rate,
-            filters: None,
-            flow_table_size: 0,
+            filters: (!self.filter.is_empty()).then(|| self.filter.to_proto()),
+            flow_table_size: self.flow_table_size,
         }
     }
 }
@@ -302,6 +322,8 @@ mod tests {
             stopped_ns: None,
             error: String::new(),
             fallback: "why".into(),
+            filter: JobFilter::default(),
+            flow_table_size: 0,
         };
         let back = Job::from_rec(3, &job.to_rec()).unwrap();
         assert_eq!(back.to_proto(), job.to_proto());

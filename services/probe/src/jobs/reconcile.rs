@@ -21,6 +21,7 @@ impl JobManager {
             return Ok(None);
         }
         let mut want: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        let mut deep = 0u8;
         for job in inner
             .jobs
             .iter()
@@ -30,6 +31,9 @@ impl JobManager {
             for (dir, slots) in want.iter_mut().enumerate() {
                 if job.hook_direction().has(dir) && slots.len() < MAX_JOBS_PER_HOOK {
                     slots.push(job.slot as u8);
+                    if job.is_deep() {
+                        deep |= 1 << dir;
+                    }
                 }
             }
         }
@@ -89,6 +93,7 @@ impl JobManager {
         let mut cfg = IfCfg {
             slot: s as u32,
             valid: 1,
+            deep,
             ..Default::default()
         };
         for (dir, slots) in want.iter().enumerate() {

@@ -9,7 +9,8 @@ use super::model::Job;
 use super::Inner;
 use crate::attach::DIR_NAMES;
 use crate::maps::layout::{
-    get_str, Counters, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, HIST_BUCKETS, TUNNEL_NAMES,
+    get_str, Counters, FlowKey, JobAux, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, HIST_BUCKETS,
+    JOB_ERROR_NAMES, TUNNEL_NAMES,
 };
 use crate::maps::ClassCounters;
 use crate::timefmt::now_ns;
@@ -54,8 +55,112 @@ fn job_counters(inner: &Inner, job: &Job) -> Result<ClassCounters, MapError> {
     }
 }
 
-pub fn results(inner: &Inner, job: &Job, endpoint: &str) -> Result<pb::Results, MapError> {
+/// The per-job error counters a result shows: the parse errors (the other
+/// enum telegen_err entries are about the agent's maps, not packets).
+const JOB_ERRORS_SHOWN: [usize; 5] = [0, 1, 6, 7, 8];
+
+fn job_aux(inner: &Inner, job: &Job) -> Result<JobAux, MapError> {
+    match inner.dp.as_ref() {
+        Some(dp) if job.mirror_mode.attaches() && job.attach_mode.is_some() => {
+            dp.maps.job_aux(job.slot)
+        }
+        _ => Ok(JobAux::default()),
+    }
+}
+
+fn addr(family: u8, words: &[u32; 4]) -> std::net::IpAddr {
+    let b: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    if family == 4 {
+        std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()
+    } else {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b);
+        std::net::Ipv6Addr::from(a).into()
+    }
+}
+
+/// `src:port->dst:port/PROTO`, IPv6 addresses in brackets.
+fn flow(k: &FlowKey, pkts: u64, bytes: u64, estimated: bool) -> pb::Flow {
+    let (src, dst) = (addr(k.family, &k.src), addr(k.family, &k.dst));
+    let protocol = crate::filters::proto_name(k.proto).to_ascii_uppercase();
+    let end = |a: std::net::IpAddr, port: u16| match a {
+        std::net::IpAddr::V6(_) => format!("[{a}]:{port}"),
+        std::net::IpAddr::V4(_) => format!("{a}:{port}"),
+    };
+    pb::Flow {
+        five_tuple: format!("{}->{}/{protocol}", end(src, k.sport), end(dst, k.dport)),
+        pkts,
+        bytes,
+        estimated,
+        src_addr: src.to_string(),
+        src_port: k.sport.into(),
+        dst_addr: dst.to_string(),
+        dst_port: k.dport.into(),
+        protocol,
+    }
+}
+
+/// The job's top `top` flows by bytes (scaled by the sample rate) and how
+/// its flow table fared.
+fn flows(
+    inner: &Inner,
+    job: &Job,
+    aux: &JobAux,
+    top: usize,
+) -> Result<(Vec<pb::Flow>, Option<pb::FlowStats>), MapError> {
+    if !job.flows_detail {
+        return Ok((Vec::new(), None));
+    }
+    let table = match inner.dp.as_ref() {
+        Some(dp) if job.attach_mode.is_some() => dp.maps.flow_table(job.slot)?,
+        _ => None,
+    };
+    let (size, mut entries) = match table {
+        Some(t) => (t.size, t.flows),
+        None => (job.flow_table_size, Vec::new()),
+    };
+    let rate = u64::from(job.sample_rate.max(1));
+    let estimated = rate > 1;
+    entries.sort_by(|a, b| {
+        (b.1.bytes, b.1.packets)
+            .cmp(&(a.1.bytes, a.1.packets))
+            .then_with(|| {
+                (a.0.src, a.0.dst, a.0.sport, a.0.dport)
+                    .cmp(&(b.0.src, b.0.dst, b.0.sport, b.0.dport))
+            })
+    });
+    let stats = pb::FlowStats {
+        sample_rate: job.sample_rate,
+        sampling: if estimated {
+            format!("1 in {rate} packets on average: a per-CPU countdown restarted at a random gap in [1, {}]; flow packets and bytes are scaled by {rate}", 2 * rate - 1)
+        } else {
+            "every packet".into()
+        },
+        estimated,
+        table_size: size,
+        table_entries: entries.len() as u64,
+        flows_seen: aux.flows_new,
+        evictions: aux.flows_new.saturating_sub(entries.len() as u64),
+        sampled_packets: aux.sampled,
+        update_failures: aux.flow_fail,
+    };
+    let top = entries
+        .iter()
+        .take(top)
+        .map(|(k, v)| flow(k, v.packets * rate, v.bytes * rate, estimated))
+        .collect();
+    Ok((top, Some(stats)))
+}
+
+pub fn results(
+    inner: &Inner,
+    job: &Job,
+    endpoint: &str,
+    top: usize,
+) -> Result<pb::Results, MapError> {
     let cc = job_counters(inner, job)?;
+    let aux = job_aux(inner, job)?;
+    let (top_flows, flow_stats) = flows(inner, job, &aux, top)?;
     let mut total = Counters::default();
     cc.iter().for_each(|c| total.add(c));
     let end = job.stopped_ns.unwrap_or_else(now_ns);
@@ -74,13 +179,16 @@ pub fn results(inner: &Inner, job: &Job, endpoint: &str) -> Result<pb::Results, 
             bounds: HIST_BOUNDS.to_vec(),
             counts: total.hist.to_vec(),
         }),
-        top_flows: Vec::new(),
-        errors: errors(inner)?,
+        top_flows,
+        errors: JOB_ERRORS_SHOWN
+            .iter()
+            .map(|&i| (JOB_ERROR_NAMES[i].to_string(), aux.err[i]))
+            .collect(),
         otel_export: Some(pb::OtelExport {
             exported: job.otlp_export,
             endpoint: endpoint.into(),
         }),
-        flow_stats: None,
+        flow_stats,
     })
 }
 

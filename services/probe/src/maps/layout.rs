@@ -9,6 +9,21 @@ pub const MAX_JOB_SLOTS: u32 = 64;
 pub const MAX_JOBS_PER_HOOK: usize = 8;
 pub const IFCFG_ARRAY_SIZE: u32 = 4096;
 pub const N_ERRORS: u32 = 8;
+/// Per-job errors: enum telegen_err plus the IPv4 header checksum.
+pub const N_JOB_ERRORS: usize = N_ERRORS as usize + 1;
+pub const FILTER_MAX_PORTS: usize = 8;
+pub const FILTER_MAX_CIDRS: usize = 4;
+
+/// enum filter_flags.
+pub const F_PROTO: u32 = 1 << 0;
+pub const F_SPORT: u32 = 1 << 1;
+pub const F_DPORT: u32 = 1 << 2;
+pub const F_SRC: u32 = 1 << 3;
+pub const F_DST: u32 = 1 << 4;
+pub const F_DSCP: u32 = 1 << 5;
+pub const F_VLAN: u32 = 1 << 6;
+pub const F_MATCH: u32 = 0x7f;
+pub const F_FLOWS: u32 = 1 << 8;
 
 /// Upper bounds (bytes, inclusive) of the size histogram; one more bucket, +Inf.
 pub const HIST_BOUNDS: [u64; HIST_BUCKETS - 1] = [64, 128, 256, 512, 1024, 1518, 4096, 9216];
@@ -26,6 +41,19 @@ pub const ERROR_NAMES: [&str; 8] = [
     "global_lookup",
     "tunnel_malformed",
     "tunnel_unknown_payload",
+];
+
+/// A job's error counter names, indexed like job_aux.err.
+pub const JOB_ERROR_NAMES: [&str; N_JOB_ERRORS] = [
+    "truncated",
+    "ipv6_exthdr_limit",
+    "no_iface_config",
+    "iface_slot_overflow",
+    "job_slot_overflow",
+    "global_lookup",
+    "tunnel_malformed",
+    "tunnel_unknown_payload",
+    "ipv4_checksum",
 ];
 
 /// Entries of tunnel_percpu (enum telegen_tun).
@@ -74,7 +102,8 @@ pub struct IfCfg {
     pub slot: u32,
     pub valid: u8,
     pub njobs: [u8; 2],
-    pub pad: u8,
+    /// Bit per direction: a job on that hook filters or tracks flows.
+    pub deep: u8,
     pub jobs: [[u8; MAX_JOBS_PER_HOOK]; 2],
 }
 
@@ -124,13 +153,86 @@ pub struct JobRec {
     pub pad: u16,
     pub duration_sec: u32,
     pub sample_rate: u32,
-    pub pad2: u32,
+    pub flow_table_size: u32,
     pub seq: u64,
     pub started_unix_ns: u64,
     pub expires_unix_ns: u64,
     pub stopped_unix_ns: u64,
     pub error: [u8; 160],
     pub fallback: [u8; 160],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KCidr {
+    /// Network order; IPv4 in [0].
+    pub addr: [u32; 4],
+    pub mask: [u32; 4],
+    pub family: u8,
+    pub pad: [u8; 3],
+}
+
+/// struct job_filter.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KJobFilter {
+    pub flags: u32,
+    pub sample_rate: u32,
+    pub dscp_mask: u64,
+    pub proto_mask: [u64; 4],
+    pub sport: [u16; FILTER_MAX_PORTS],
+    pub dport: [u16; FILTER_MAX_PORTS],
+    pub nsport: u8,
+    pub ndport: u8,
+    pub nsrc: u8,
+    pub ndst: u8,
+    pub vlan: u16,
+    pub pad: u16,
+    pub src: [KCidr; FILTER_MAX_CIDRS],
+    pub dst: [KCidr; FILTER_MAX_CIDRS],
+}
+
+/// struct flow_key: addresses in network order, ports in host order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub pad: u16,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowVal {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// struct job_aux (per CPU).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobAux {
+    pub err: [u64; N_JOB_ERRORS],
+    pub sampled: u64,
+    pub flows_new: u64,
+    pub flow_fail: u64,
+    pub countdown: u32,
+    pub pad: u32,
+}
+
+impl JobAux {
+    pub fn add(&mut self, o: &JobAux) {
+        for (a, b) in self.err.iter_mut().zip(o.err.iter()) {
+            *a += b;
+        }
+        self.sampled += o.sampled;
+        self.flows_new += o.flows_new;
+        self.flow_fail += o.flow_fail;
+    }
 }
 
 impl Default for JobRec {
@@ -148,6 +250,11 @@ unsafe impl aya::Pod for IfCfg {}
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for IfaceRec {}
 unsafe impl aya::Pod for JobRec {}
+unsafe impl aya::Pod for KCidr {}
+unsafe impl aya::Pod for KJobFilter {}
+unsafe impl aya::Pod for FlowKey {}
+unsafe impl aya::Pod for FlowVal {}
+unsafe impl aya::Pod for JobAux {}
 
 const _: () = assert!(std::mem::size_of::<Counters>() == 88);
 const _: () = assert!(std::mem::size_of::<LabeledCounters>() == 96);
@@ -156,6 +263,11 @@ const _: () = assert!(std::mem::size_of::<Meta>() == 16);
 const _: () = assert!(std::mem::size_of::<HookRec>() == 12);
 const _: () = assert!(std::mem::size_of::<IfaceRec>() == 56);
 const _: () = assert!(std::mem::size_of::<JobRec>() == 424);
+const _: () = assert!(std::mem::size_of::<KCidr>() == 36);
+const _: () = assert!(std::mem::size_of::<KJobFilter>() == 376);
+const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
+const _: () = assert!(std::mem::size_of::<FlowVal>() == 16);
+const _: () = assert!(std::mem::size_of::<JobAux>() == 104);
 
 /// Copy `s` into a fixed, NUL-padded field (truncating on a char boundary).
 pub fn put_str<const N: usize>(s: &str) -> [u8; N] {

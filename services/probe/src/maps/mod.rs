@@ -1,16 +1,17 @@
 //! Typed access to the pinned maps: counters (read and zeroed by slot), the
 //! classifier's interface config, and the probe's own persisted state.
 
+mod flows;
 pub mod layout;
 
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::Ebpf;
 
 use layout::*;
 
 /// Names of every map the object pins, with the expected key/value sizes and
 /// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 10] = [
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 13] = [
     (
         "stats_percpu",
         4,
@@ -51,6 +52,19 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 10] = [
         std::mem::size_of::<JobRec>() as u32,
         MAX_JOB_SLOTS,
     ),
+    (
+        "job_filters",
+        4,
+        std::mem::size_of::<KJobFilter>() as u32,
+        MAX_JOB_SLOTS,
+    ),
+    (
+        "job_aux_percpu",
+        4,
+        std::mem::size_of::<JobAux>() as u32,
+        MAX_JOB_SLOTS,
+    ),
+    ("job_flows", 4, 4, MAX_JOB_SLOTS),
 ];
 
 pub type ClassCounters = [Counters; N_CLASSES as usize];
@@ -66,6 +80,10 @@ pub struct Maps {
     meta: Array<MapData, Meta>,
     ifaces: Array<MapData, IfaceRec>,
     jobs: Array<MapData, JobRec>,
+    job_filters: Array<MapData, KJobFilter>,
+    job_aux: PerCpuArray<MapData, JobAux>,
+    /// ARRAY_OF_MAPS by job slot: the flows jobs' LRU tables (flows.rs).
+    job_flows: Map,
     ncpus: usize,
 }
 
@@ -98,6 +116,13 @@ impl Maps {
             meta: take(ebpf, "meta")?,
             ifaces: take(ebpf, "ifaces")?,
             jobs: take(ebpf, "jobs")?,
+            job_filters: take(ebpf, "job_filters")?,
+            job_aux: take(ebpf, "job_aux_percpu")?,
+            job_flows: ebpf
+                .take_map("job_flows")
+                .ok_or_else(|| MapError::InvalidName {
+                    name: "job_flows".into(),
+                })?,
             ncpus,
         })
     }
@@ -215,5 +240,54 @@ impl Maps {
 
     pub fn set_job_rec(&mut self, slot: u32, r: &JobRec) -> Result<(), MapError> {
         self.jobs.set(slot, r, 0)
+    }
+
+    pub fn job_filter(&self, slot: u32) -> Result<KJobFilter, MapError> {
+        self.job_filters.get(&slot, 0)
+    }
+
+    /// Written before the job is published in if_cfg, for every job (a
+    /// plain one gets an empty filter), so a recycled slot never keeps the
+    /// filter of the job before.
+    pub fn set_job_filter(&mut self, slot: u32, f: &KJobFilter) -> Result<(), MapError> {
+        self.job_filters.set(slot, f, 0)
+    }
+
+    /// A job's errors and flow sampling state, summed over CPUs.
+    pub fn job_aux(&self, slot: u32) -> Result<JobAux, MapError> {
+        let mut out = JobAux::default();
+        for v in self.job_aux.get(&slot, 0)?.iter() {
+            out.add(v);
+        }
+        Ok(out)
+    }
+
+    /// Everything a job's slot needs before the job is published in
+    /// if_cfg: zeroed counters, errors and sampling state, its filter, and
+    /// a fresh flow table (`table` entries; 0: none, and the slot's old
+    /// table is freed).
+    pub fn prepare_job(
+        &mut self,
+        slot: u32,
+        filter: &KJobFilter,
+        table: u32,
+    ) -> Result<(), String> {
+        self.reset_job(slot)
+            .map_err(|e| format!("resetting job counters: {e}"))?;
+        self.reset_job_aux(slot)
+            .map_err(|e| format!("resetting job errors: {e}"))?;
+        if table > 0 {
+            self.new_flow_table(slot, table)
+        } else {
+            self.drop_flow_table(slot)
+        }
+        .map_err(|e| format!("creating the job's flow table: {e}"))?;
+        self.set_job_filter(slot, filter)
+            .map_err(|e| format!("writing the job's filter: {e}"))
+    }
+
+    pub fn reset_job_aux(&mut self, slot: u32) -> Result<(), MapError> {
+        let values = PerCpuValues::try_from(vec![JobAux::default(); self.ncpus])?;
+        self.job_aux.set(slot, values, 0)
     }
 }
