@@ -157,7 +157,10 @@ impl Probe {
     pub async fn results(&self, id: &str) -> anyhow::Result<pb::Results> {
         Ok(self
             .client()
-            .get_results(pb::GetResultsRequest { job_id: id.into(), top: 0 })
+            .get_results(pb::GetResultsRequest {
+                job_id: id.into(),
+                top: 0,
+            })
             .await?
             .into_inner())
     }

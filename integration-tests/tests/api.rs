@@ -98,13 +98,20 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             pb::StartJobRequest {
+                sample_rate: Some(1_000_001),
+                ..req(port, "ingress")
+            },
+            "sample_rate",
+        ),
+        (
+            pb::StartJobRequest {
                 filters: Some(Filters {
-                    dscp: vec![46],
+                    dscp: vec![64],
                     ..Default::default()
                 }),
                 ..req(port, "ingress")
             },
-            "filters",
+            "filters.dscp",
         ),
     ];
     for (r, needle) in cases {
@@ -115,7 +122,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         );
         // Well-formed requests for features this build lacks are UNIMPLEMENTED
         // (REST 400 not_supported), the rest INVALID_ARGUMENT.
-        let unsupported = r.result_detail == "pcaplike" || r.filters.is_some();
+        let unsupported = r.result_detail == "pcaplike";
         let err = c.start_job(r).await.expect_err(&what);
         assert_eq!(
             err.code(),
@@ -154,7 +161,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let e = c
-        .get_results(pb::GetResultsRequest { job_id: unknown, top: 0 })
+        .get_results(pb::GetResultsRequest {
+            job_id: unknown,
+            top: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
@@ -185,6 +195,58 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .unwrap()
         .contains("clsact"));
     assert!(probe.snapshot().await.unwrap().interfaces.is_empty());
+}
+
+#[tokio::test]
+async fn valid_filters_flows_and_sampling_are_accepted() {
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let mut c = probe.client();
+    let job = c
+        .start_job(pb::StartJobRequest {
+            sample_rate: Some(100),
+            result_detail: "flows".into(),
+            filters: Some(Filters {
+                ip_proto: vec!["udp".into()],
+                l4_dport: vec![53],
+                dscp: vec![46],
+                ..Default::default()
+            }),
+            ..req(&veth.port, "ingress")
+        })
+        .await
+        .expect("a valid flows job with filters and sampling starts")
+        .into_inner();
+    assert_eq!(job.result_detail, "flows");
+    assert_eq!(job.sample_rate, 100);
+    let f = job.filters.clone().expect("the job echoes its filters");
+    assert_eq!(
+        (f.ip_proto, f.l4_dport, f.dscp),
+        (vec!["udp".to_string()], vec![53], vec![46])
+    );
+    let running = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert!(running.flow_table_size > 0);
+    let r = c
+        .get_results(pb::GetResultsRequest {
+            job_id: job.job_id.clone(),
+            top: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let fs = r.flow_stats.expect("flows jobs report their flow table");
+    assert_eq!((fs.sample_rate, fs.estimated), (100, true));
+    assert_eq!(fs.table_size, running.flow_table_size);
+    let e = c
+        .get_results(pb::GetResultsRequest {
+            job_id: job.job_id.clone(),
+            top: 101,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(probe.stop_job(&job.job_id).await.unwrap().status, "stopped");
 }
 
 #[tokio::test]

@@ -271,7 +271,8 @@ async fn cli_drives_jobs_through_the_gateway() {
         assert_eq!(o["status"], "stopped", "{o}");
     }
 
-    // Filters reach the probe as the gateway's JSON shape (not built yet: 400).
+    // Filters reach the probe as the gateway's JSON shape; the job shows
+    // the filters in effect on one line.
     let f = ctl(
         api,
         &[
@@ -287,16 +288,64 @@ async fn cli_drives_jobs_through_the_gateway() {
             "--filter",
             "vlan=10",
         ],
-    );
-    assert_eq!(f.code, 3, "{f:?}");
+    )
+    .ok();
+    let fid = f.field("job_id");
+    let line = f
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("filters: "))
+        .unwrap_or_else(|| panic!("no filters line: {f:?}"));
     assert!(
-        f.stderr.starts_with("ERROR: ") && f.stderr.ends_with(" (HTTP 400)\n"),
-        "{f:?}"
+        line.contains(" l4_dport=80,443") && line.ends_with(" vlan=10"),
+        "{line}"
     );
+    let echoed = ctl(api, &["--json", "status", &fid]).ok().json();
+    assert_eq!(echoed["filters"]["l4_dport"], serde_json::json!([80, 443]));
+    assert_eq!(echoed["filters"]["vlan"], 10);
+    assert_eq!(
+        echoed["filters"]["ip_proto"].as_array().map(Vec::len),
+        Some(2),
+        "{echoed}"
+    );
+    ctl(api, &["stop", &fid]).ok();
+
+    // A sampled flows job: results take --top and show the flow table.
+    let flows = ctl(
+        api,
+        &[
+            "--json",
+            "start",
+            "--port",
+            port,
+            "--direction",
+            "ingress",
+            "--result-detail",
+            "flows",
+            "--sample-rate",
+            "10",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(flows["result_detail"], "flows", "{flows}");
+    assert_eq!(flows["sample_rate"], 10, "{flows}");
+    let flows_id = flows["job_id"].as_str().unwrap().to_string();
+    wait_running(api, &flows_id).await;
+    let res = ctl(api, &["results", &flows_id, "--top", "3"]).ok();
     assert!(
-        !f.stderr.contains("unknown field"),
-        "the body parsed: {f:?}"
+        res.stdout.contains("\nflow table: sample rate 1 in 10, "),
+        "{res:?}"
     );
+    let res = ctl(api, &["--json", "results", "--top", "3", &flows_id])
+        .ok()
+        .json();
+    assert_eq!(res["flow_stats"]["sample_rate"], 10, "{res}");
+    assert!(res["top_flows"].as_array().unwrap().len() <= 3, "{res}");
+    // Above 100 is a usage error, sent nowhere.
+    let usage = ctl(api, &["results", &flows_id, "--top", "101"]);
+    assert_eq!(usage.code, 2, "{usage:?}");
+    ctl(api, &["stop", &flows_id]).ok();
 }
 
 #[tokio::test]

@@ -284,13 +284,13 @@ async fn every_error_path_is_a_clear_json_error_and_changes_nothing() {
             "does not exist",
         ),
         (
-            "filters not built yet",
+            "invalid filter",
             start(&format!(
-                r#"{{"port":"{port}","direction":"ingress","filters":{{"dscp":[46]}}}}"#
+                r#"{{"port":"{port}","direction":"ingress","filters":{{"dscp":[64]}}}}"#
             )),
             400,
-            "not_supported",
-            "filters",
+            "invalid_request",
+            "filters.dscp",
         ),
         (
             "pcaplike",
@@ -302,12 +302,21 @@ async fn every_error_path_is_a_clear_json_error_and_changes_nothing() {
             "pcaplike",
         ),
         (
-            "sampling not built yet",
+            "sample_rate 0",
             start(&format!(
-                r#"{{"port":"{port}","direction":"ingress","sample_rate":100}}"#
+                r#"{{"port":"{port}","direction":"ingress","sample_rate":0}}"#
             )),
             400,
-            "not_supported",
+            "invalid_request",
+            "sample_rate",
+        ),
+        (
+            "sample_rate above 1000000",
+            start(&format!(
+                r#"{{"port":"{port}","direction":"ingress","sample_rate":1000001}}"#
+            )),
+            400,
+            "invalid_request",
             "sample_rate",
         ),
         (
@@ -385,6 +394,27 @@ async fn every_error_path_is_a_clear_json_error_and_changes_nothing() {
             400,
             "invalid_request",
             "",
+        ),
+        (
+            "top above 100",
+            gw.get(&format!("/jobs/{unknown}/results?top=101")),
+            400,
+            "invalid_request",
+            "top",
+        ),
+        (
+            "top not a number",
+            gw.get(&format!("/v1/monitor/jobs/{unknown}/results?top=ten")),
+            400,
+            "invalid_request",
+            "top",
+        ),
+        (
+            "negative top",
+            gw.get(&format!("/jobs/{unknown}/results?format=json&top=-1")),
+            400,
+            "invalid_request",
+            "top",
         ),
         (
             "unknown route",
@@ -749,13 +779,87 @@ async fn invalid_filters_get_a_400_naming_the_field_and_change_nothing() {
         &format!(r#"{{"port":"{port}","direction":"ingress","vlan":5000}}"#),
     );
     assert_eq!(r.code(), "invalid_request", "{}", r.text);
-    // A valid filter is well-formed but not built into the classifier yet.
-    let r =
-        start(r#"{"ip_proto":["tcp"],"l4_dport":[443],"dscp":[46],"src_cidr":["2001:db8::/32"]}"#);
-    assert_eq!((r.status, r.code()), (400, "not_supported"), "{}", r.text);
+    // None of them started anything.
     assert_eq!(s.gw.get("/jobs").json["jobs"], json!([]));
     let filters =
         s.ns.exec("tc", &["filter", "show", "dev", &port, "ingress"])
             .unwrap();
     assert!(!filters.contains("telegen"), "{filters}");
+
+    // A valid filter starts a job, which echoes the filters in effect.
+    let r =
+        start(r#"{"ip_proto":["tcp"],"l4_dport":[443],"dscp":[46],"src_cidr":["2001:db8::/32"]}"#);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let want = json!({
+        "ip_proto": ["tcp"], "l4_dport": [443], "dscp": [46], "src_cidr": ["2001:db8::/32"]
+    });
+    assert_eq!(r.json["filters"], want, "{}", r.text);
+    let id = r.json["job_id"].as_str().unwrap().to_string();
+    let job = wait_job(&s.gw.url, &id, "running").await;
+    assert_eq!(job["filters"], want, "{job}");
+    let r =
+        s.gw.req("POST", &format!("/jobs/{id}/stop"))
+            .send()
+            .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn flows_jobs_and_sampling_are_accepted_and_results_take_top() {
+    let s = Stack::start(&[], &[]).await.unwrap();
+    let port = s.veth.port.clone();
+    let r = s.gw.post_json(
+        "/v1/monitor/jobs",
+        &format!(
+            r#"{{"port":"{port}","direction":"ingress","result_detail":"flows","sample_rate":100,"filters":{{"ip_proto":["udp"]}}}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["result_detail"], "flows", "{}", r.text);
+    assert_eq!(r.json["sample_rate"], 100, "{}", r.text);
+    assert_eq!(
+        r.json["filters"],
+        json!({"ip_proto": ["udp"]}),
+        "{}",
+        r.text
+    );
+    let id = r.json["job_id"].as_str().unwrap().to_string();
+    let job = wait_job(&s.gw.url, &id, "running").await;
+    assert!(job["flow_table_size"].as_u64().unwrap() > 0, "{job}");
+
+    for path in [
+        format!("/jobs/{id}/results"),
+        format!("/jobs/{id}/results?top=1"),
+        format!("/v1/monitor/jobs/{id}/results?format=json&top=100"),
+    ] {
+        let r = s.gw.get(&path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert!(r.json["top_flows"].is_array(), "{path}: {}", r.text);
+        let fs = &r.json["flow_stats"];
+        assert_eq!(fs["sample_rate"], 100, "{path}: {}", r.text);
+        assert_eq!(fs["estimated"], true, "{path}: {}", r.text);
+        assert_eq!(
+            fs["table_size"], job["flow_table_size"],
+            "{path}: {}",
+            r.text
+        );
+        assert!(r.json["errors"].is_object(), "{path}: {}", r.text);
+    }
+    let r = s.gw.get(&format!("/jobs/{id}/results?top=101"));
+    assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.text);
+
+    // A summary job has no flow table.
+    let r = s.gw.post_json(
+        "/jobs/start",
+        &format!(r#"{{"port":"{port}","direction":"egress"}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["flow_table_size"], 0, "{}", r.text);
+    assert!(r.json.get("filters").is_none(), "{}", r.text);
+    let summary = r.json["job_id"].as_str().unwrap().to_string();
+    wait_job(&s.gw.url, &summary, "running").await;
+    let r = s.gw.get(&format!("/jobs/{summary}/results"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json.get("flow_stats").is_none(), "{}", r.text);
+    assert_eq!(r.json["top_flows"], json!([]), "{}", r.text);
 }

@@ -26,7 +26,12 @@ fn segment() -> impl Strategy<Value = String> {
 fn path() -> impl Strategy<Value = String> {
     (
         prop::collection::vec(segment(), 0..6),
-        prop::option::of("[a-z=&%0-9]{0,30}"),
+        prop::option::of(prop_oneof![
+            "[a-z=&%0-9]{0,30}",
+            // The results routes' parameters, valid and not.
+            "(format=json&)?top=[-+0-9a-z.%]{0,12}",
+            "top=[0-9]{1,3}&top=[0-9]{1,3}",
+        ]),
     )
         .prop_map(|(segs, q)| {
             let mut p = format!("/{}", segs.join("/"));

@@ -27,8 +27,13 @@ pub fn job_path(id: &str) -> String {
     format!("/jobs/{}", escape_segment(id))
 }
 
-pub fn results_path(id: &str) -> String {
-    format!("/jobs/{}/results", escape_segment(id))
+/// `GET /jobs/{id}/results`, with `?top=N` when `top` is given.
+pub fn results_path(id: &str, top: Option<u32>) -> String {
+    let path = format!("/jobs/{}/results", escape_segment(id));
+    match top {
+        Some(n) => format!("{path}?top={n}"),
+        None => path,
+    }
 }
 
 pub fn stop_path(id: &str) -> String {
@@ -83,6 +88,10 @@ pub struct Job {
     pub otlp_export: Option<bool>,
     pub result_detail: Option<String>,
     pub sample_rate: Option<u64>,
+    /// The filters in effect (the start request's `filters` shape), kept as
+    /// JSON so any value the gateway sends can be shown.
+    pub filters: Option<serde_json::Value>,
+    pub flow_table_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -115,6 +124,23 @@ pub struct Flow {
     pub five_tuple: serde_json::Value,
     pub pkts: Option<u64>,
     pub bytes: Option<u64>,
+    /// pkts and bytes are scaled from sampled packets.
+    pub estimated: Option<bool>,
+}
+
+/// The job's flow table (result_detail flows).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FlowStats {
+    pub sample_rate: Option<u64>,
+    pub sampling: Option<String>,
+    pub estimated: Option<bool>,
+    pub table_size: Option<u64>,
+    pub table_entries: Option<u64>,
+    pub flows_seen: Option<u64>,
+    pub evictions: Option<u64>,
+    pub sampled_packets: Option<u64>,
+    pub update_failures: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -141,6 +167,7 @@ pub struct Results {
     #[serde(deserialize_with = "null_default")]
     pub errors: BTreeMap<String, u64>,
     pub otel_export: Option<OtelExport>,
+    pub flow_stats: Option<FlowStats>,
 }
 
 #[cfg(test)]
@@ -152,7 +179,15 @@ mod tests {
     fn job_ids_stay_one_path_segment() {
         let id = "3f0c2a9e-1b2c-4d5e-8f90-0123456789ab";
         assert_eq!(job_path(id), format!("/jobs/{id}"));
-        assert_eq!(results_path(id), format!("/jobs/{id}/results"));
+        assert_eq!(results_path(id, None), format!("/jobs/{id}/results"));
+        assert_eq!(
+            results_path(id, Some(25)),
+            format!("/jobs/{id}/results?top=25")
+        );
+        assert_eq!(
+            results_path("a?top=1", Some(0)),
+            "/jobs/a%3Ftop%3D1/results?top=0"
+        );
         assert_eq!(stop_path(id), format!("/jobs/{id}/stop"));
         assert_eq!(stop_path("a/../../x"), "/jobs/a%2F%2E%2E%2F%2E%2E%2Fx/stop");
         assert_eq!(job_path("start"), "/jobs/start");

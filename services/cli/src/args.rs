@@ -65,8 +65,8 @@ pub enum Command {
     Start(StartArgs),
     /// Show a job (GET /jobs/{JOB}).
     Status(JobArg),
-    /// Show a job's counters (GET /jobs/{JOB}/results).
-    Results(JobArg),
+    /// Show a job's counters and top flows (GET /jobs/{JOB}/results[?top=N]).
+    Results(ResultsArgs),
     /// Stop a job; stopping a finished job is not an error (POST /jobs/{JOB}/stop).
     Stop(JobArg),
     /// List jobs (GET /jobs).
@@ -78,6 +78,17 @@ pub struct JobArg {
     /// Job id (as printed by `start` or `list`).
     #[arg(value_name = "JOB", value_parser = parse_job_id)]
     pub job: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// Job id (as printed by `start` or `list`).
+    #[arg(value_name = "JOB", value_parser = parse_job_id)]
+    pub job: String,
+
+    /// How many top flows to show, by bytes (0-100; gateway default 10).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub top: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@
 //!   start --port P --direction ingress|egress|both [--duration SECS]
 //!         [--mirror-mode erspan|sonic|direct|span|placeholder] [--sample-rate N]
 //!         [--filter KEY=VALUE ...] [--result-detail summary|flows] [--no-otlp-export]
-//!   status JOB | results JOB | stop JOB | list
+//!   results JOB [--top N]
+//!   status JOB | stop JOB | list
 //! ```
 //!
 //! `--api` defaults to `TELEGEN_API`, else `http://127.0.0.1:8080`; `--token`
@@ -98,7 +99,7 @@ pub fn plan(cli: &Cli) -> Result<Call, String> {
             }
         }
         Command::Status(j) => get(api::job_path(&j.job), View::Job),
-        Command::Results(j) => get(api::results_path(&j.job), View::Results),
+        Command::Results(r) => get(api::results_path(&r.job, r.top), View::Results),
         Command::Stop(j) => Call {
             method: Method::Post,
             path: api::stop_path(&j.job),
@@ -324,6 +325,10 @@ mod tests {
             ],
             &["status"],
             &["status", ""],
+            &["results", "j1", "--top", "101"],
+            &["results", "j1", "--top", "-1"],
+            &["results", "j1", "--top", "ten"],
+            &["status", "j1", "--top", "5"],
             &["--timeout", "0", "list"],
             &["--timeout", "soon", "list"],
             &["--api", "https://127.0.0.1:8080", "list"],
@@ -370,6 +375,16 @@ mod tests {
         for (args, method, path) in [
             (&["status", "a/b"][..], Method::Get, "/jobs/a%2Fb"),
             (&["results", "x?y"], Method::Get, "/jobs/x%3Fy/results"),
+            (
+                &["results", "j1", "--top", "100"],
+                Method::Get,
+                "/jobs/j1/results?top=100",
+            ),
+            (
+                &["results", "--top=0", "j1"],
+                Method::Get,
+                "/jobs/j1/results?top=0",
+            ),
             (&["stop", ".."], Method::Post, "/jobs/%2E%2E/stop"),
             (&["list"], Method::Get, "/jobs"),
         ] {

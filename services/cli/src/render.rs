@@ -3,7 +3,9 @@
 
 use std::io::{self, Write};
 
-use crate::api::{Job, Results};
+use serde_json::Value;
+
+use crate::api::{FlowStats, Job, Results};
 
 const DASH: &str = "-";
 
@@ -87,14 +89,54 @@ impl Table {
     }
 }
 
-/// One job as a key/value table (`status`, `start`, `stop`).
+/// The filter keys in the order the start request documents them.
+const FILTER_KEYS: [&str; 7] = [
+    "ip_proto", "l4_sport", "l4_dport", "src_cidr", "dst_cidr", "dscp", "vlan",
+];
+
+/// A job's filters as `KEY=VALUE` words, lists comma-separated:
+/// `ip_proto=tcp,udp l4_dport=443 vlan=100`. `None` when nothing is set.
+pub fn filters_line(f: &Value) -> Option<String> {
+    let item = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let words: Vec<String> = match f {
+        Value::Null => return None,
+        Value::Object(m) => {
+            let known = FILTER_KEYS.iter().filter_map(|k| m.get_key_value(*k));
+            let other = m.iter().filter(|(k, _)| !FILTER_KEYS.contains(&k.as_str()));
+            known
+                .chain(other)
+                .filter_map(|(k, v)| {
+                    let value = match v {
+                        Value::Null => return None,
+                        Value::Array(a) if a.is_empty() => return None,
+                        Value::Array(a) => a.iter().map(item).collect::<Vec<_>>().join(","),
+                        v => item(v),
+                    };
+                    Some(format!("{k}={value}"))
+                })
+                .collect()
+        }
+        v => vec![item(v)],
+    };
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// One job as a key/value table (`status`, `start`, `stop`), then its
+/// filters on one line when it has any.
 pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
     let duration = match j.duration_sec {
         Some(0) => "0 (until stopped)".to_string(),
         Some(s) => format!("{s} s"),
         None => DASH.to_string(),
     };
-    let rows: [(&str, String); 17] = [
+    let table_size = match j.flow_table_size {
+        Some(0) | None => DASH.to_string(),
+        Some(n) => n.to_string(),
+    };
+    let rows: [(&str, String); 18] = [
         ("job_id", or_dash(&j.job_id).into()),
         ("status", or_dash(&j.status).into()),
         ("port", or_dash(&j.port).into()),
@@ -107,6 +149,7 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         ("duration_sec", duration),
         ("sample_rate", num(j.sample_rate)),
         ("result_detail", or_dash(&j.result_detail).into()),
+        ("flow_table_size", table_size),
         ("otlp_export", yes_no(j.otlp_export).into()),
         ("started_at", or_dash(&j.started_at).into()),
         ("expires_at", or_dash(&j.expires_at).into()),
@@ -117,7 +160,11 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
     for (k, v) in rows {
         t.row(vec![k.to_string(), v]);
     }
-    t.write(out, false)
+    t.write(out, false)?;
+    if let Some(line) = j.filters.as_ref().and_then(filters_line) {
+        writeln!(out, "filters: {line}")?;
+    }
+    Ok(())
 }
 
 /// `list`: one row per job.
@@ -202,19 +249,43 @@ pub fn results(out: &mut impl Write, r: &Results) -> io::Result<()> {
     if !r.top_flows.is_empty() {
         writeln!(out)?;
         let mut t = Table::new(&[
-            ("FLOW", Align::Left),
-            ("PACKETS", Align::Right),
+            ("FIVE_TUPLE", Align::Left),
+            ("PKTS", Align::Right),
             ("BYTES", Align::Right),
         ]);
         for f in &r.top_flows {
             let tuple = match &f.five_tuple {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => DASH.to_string(),
+                Value::String(s) => s.clone(),
+                Value::Null => DASH.to_string(),
                 v => v.to_string(),
             };
-            t.row(vec![tuple, num(f.pkts), num(f.bytes)]);
+            let mark = |n: Option<u64>| match (f.estimated, n) {
+                (Some(true), Some(n)) => format!("~{n}"),
+                (_, n) => num(n),
+            };
+            t.row(vec![tuple, mark(f.pkts), mark(f.bytes)]);
         }
         t.write(out, true)?;
+        if r.top_flows.iter().any(|f| f.estimated == Some(true)) {
+            let rate = r.flow_stats.as_ref().and_then(|s| s.sample_rate);
+            match rate {
+                Some(n) => writeln!(
+                    out,
+                    "~ scaled estimate: flow tracking sampled 1 in {n} packets \
+                     (the totals above are exact)"
+                )?,
+                None => writeln!(
+                    out,
+                    "~ scaled estimate from sampled packets (the totals above are exact)"
+                )?,
+            }
+        }
+    } else if r.flow_stats.is_some() {
+        writeln!(out)?;
+        writeln!(out, "no flows yet")?;
+    }
+    if let Some(s) = &r.flow_stats {
+        writeln!(out, "{}", flow_stats_line(s))?;
     }
 
     let errors: Vec<_> = r.errors.iter().filter(|(_, n)| **n > 0).collect();
@@ -236,6 +307,32 @@ pub fn results(out: &mut impl Write, r: &Results) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line on the flow table; evictions (flows pushed out of a full
+/// table) and refused updates are spelled out in capitals when there are any.
+pub fn flow_stats_line(s: &FlowStats) -> String {
+    let rate = match s.sample_rate {
+        Some(1) => "every packet".to_string(),
+        Some(n) => format!("1 in {n}"),
+        None => DASH.to_string(),
+    };
+    let mut line = format!(
+        "flow table: sample rate {rate}, {}/{} entries, {} flows seen, ",
+        num(s.table_entries),
+        num(s.table_size),
+        num(s.flows_seen),
+    );
+    match s.evictions {
+        Some(n) if n > 0 => line.push_str(&format!(
+            "{n} EVICTIONS (the table was full: flows were pushed out, top flows may be incomplete)"
+        )),
+        n => line.push_str(&format!("{} evictions", num(n))),
+    }
+    if let Some(n) = s.update_failures.filter(|n| *n > 0) {
+        line.push_str(&format!(", {n} UPDATE FAILURES"));
+    }
+    line
 }
 
 /// Pretty-print a JSON text as it is: keys in the gateway's order, numbers
@@ -350,6 +447,7 @@ attach_mode      tcx
 duration_sec     120 s
 sample_rate      1
 result_detail    summary
+flow_table_size  -
 otlp_export      yes
 started_at       2026-05-01T10:00:00Z
 expires_at       2026-05-01T10:02:00Z
@@ -362,6 +460,53 @@ error            -
         let t = text(|o| job(o, &sparse));
         assert!(t.contains("duration_sec     0 (until stopped)\n"), "{t}");
         assert!(t.contains("status           -\n"), "{t}");
+        assert!(!t.contains("filters"), "{t}");
+    }
+
+    #[test]
+    fn job_filters_are_one_line_after_the_table() {
+        let mut v = job_fixture();
+        v["result_detail"] = json!("flows");
+        v["flow_table_size"] = json!(4096);
+        // Keys in the request's documented order, whatever order they come in.
+        v["filters"] = json!({
+            "vlan": 100, "dscp": [46], "l4_dport": [443], "ip_proto": ["tcp", "udp"]
+        });
+        let j: Job = serde_json::from_value(v).unwrap();
+        let t = text(|o| job(o, &j));
+        assert!(t.contains("\nflow_table_size  4096\n"), "{t}");
+        assert!(
+            t.ends_with(
+                "error            -\nfilters: ip_proto=tcp,udp l4_dport=443 dscp=46 vlan=100\n"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn filters_line_shows_what_is_set() {
+        let line = |v: serde_json::Value| filters_line(&v);
+        assert_eq!(
+            line(json!({
+                "src_cidr": ["10.0.0.0/8", "2001:db8::/32"], "dst_cidr": ["192.0.2.1/32"],
+                "l4_sport": [1024, 1025], "ip_proto": ["17"], "zz_new": true
+            }))
+            .as_deref(),
+            Some("ip_proto=17 l4_sport=1024,1025 src_cidr=10.0.0.0/8,2001:db8::/32 dst_cidr=192.0.2.1/32 zz_new=true")
+        );
+        assert_eq!(
+            line(json!({"dscp": [], "vlan": null, "l4_dport": []})),
+            None
+        );
+        assert_eq!(line(json!({"vlan": 0})).as_deref(), Some("vlan=0"));
+        assert_eq!(line(json!({})), None);
+        assert_eq!(line(json!(null)), None);
+        assert_eq!(line(json!("raw")).as_deref(), Some("raw"));
+        // A null or empty filters object prints nothing.
+        let j: Job = serde_json::from_value(json!({"job_id": "x", "filters": null})).unwrap();
+        assert!(!text(|o| job(o, &j)).contains("filters"));
+        let j: Job = serde_json::from_value(json!({"job_id": "x", "filters": {}})).unwrap();
+        assert!(!text(|o| job(o, &j)).contains("filters"));
     }
 
     #[test]
@@ -475,13 +620,15 @@ otlp export: yes, to http://localhost:4317
         assert!(
             t.contains(
                 "\
-FLOW                              PACKETS  BYTES
-udp 10.0.0.1:12345 -> 10.0.0.2:9       10   1000
-{\"proto\":\"tcp\"}                         2    120
+FIVE_TUPLE                        PKTS  BYTES
+udp 10.0.0.1:12345 -> 10.0.0.2:9    10   1000
+{\"proto\":\"tcp\"}                      2    120
 "
             ),
             "{t}"
         );
+        // Exact counts: no estimate marks, no note, no flow table line.
+        assert!(!t.contains('~') && !t.contains("flow table"), "{t}");
         assert!(t.contains("\nERROR      COUNT\ntruncated      3\n"), "{t}");
         assert!(!t.contains("global_lookup"), "{t}");
         assert!(
@@ -489,6 +636,66 @@ udp 10.0.0.1:12345 -> 10.0.0.2:9       10   1000
             "{t}"
         );
         assert!(t.ends_with("otlp export: no\n"), "{t}");
+    }
+
+    #[test]
+    fn sampled_flows_are_marked_as_estimates_with_the_table_state() {
+        let mut v = results_fixture();
+        v["top_flows"] = json!([
+            {"five_tuple": "10.0.0.1:40000->10.0.0.2:443/TCP", "pkts": 1200, "bytes": 1800000,
+             "estimated": true, "src_addr": "10.0.0.1", "src_port": 40000,
+             "dst_addr": "10.0.0.2", "dst_port": 443, "protocol": "TCP"},
+            {"five_tuple": "[2001:db8::1]:53->[2001:db8::2]:5353/UDP", "pkts": 100,
+             "bytes": 9000, "estimated": true}
+        ]);
+        v["flow_stats"] = json!({
+            "sample_rate": 100, "sampling": "random", "estimated": true,
+            "table_size": 4096, "table_entries": 812, "flows_seen": 1530,
+            "evictions": 0, "sampled_packets": 13, "update_failures": 0
+        });
+        let r: Results = serde_json::from_value(v.clone()).unwrap();
+        let t = text(|o| results(o, &r));
+        assert!(
+            t.contains(
+                "\n\
+FIVE_TUPLE                                 PKTS     BYTES
+10.0.0.1:40000->10.0.0.2:443/TCP          ~1200  ~1800000
+[2001:db8::1]:53->[2001:db8::2]:5353/UDP   ~100     ~9000
+~ scaled estimate: flow tracking sampled 1 in 100 packets (the totals above are exact)
+flow table: sample rate 1 in 100, 812/4096 entries, 1530 flows seen, 0 evictions
+"
+            ),
+            "{t}"
+        );
+
+        // A full table stands out.
+        v["flow_stats"]["evictions"] = json!(37);
+        v["flow_stats"]["update_failures"] = json!(2);
+        let r: Results = serde_json::from_value(v.clone()).unwrap();
+        let t = text(|o| results(o, &r));
+        assert!(
+            t.contains(
+                "flow table: sample rate 1 in 100, 812/4096 entries, 1530 flows seen, \
+                 37 EVICTIONS (the table was full: flows were pushed out, top flows may be \
+                 incomplete), 2 UPDATE FAILURES\n"
+            ),
+            "{t}"
+        );
+
+        // Flows job without flows yet, every packet tracked.
+        v["top_flows"] = json!([]);
+        v["flow_stats"] = json!({"sample_rate": 1, "table_size": 4096, "table_entries": 0,
+                                 "flows_seen": 0, "evictions": 0});
+        let r: Results = serde_json::from_value(v).unwrap();
+        let t = text(|o| results(o, &r));
+        assert!(
+            t.contains(
+                "\nno flows yet\nflow table: sample rate every packet, 0/4096 entries, \
+                 0 flows seen, 0 evictions\n"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains('~'), "{t}");
     }
 
     #[test]

@@ -97,10 +97,18 @@ async fn stop(st: AppState, job_id: String) -> Result<Json<Job>, ApiError> {
     Ok(Json(job.into()))
 }
 
-async fn results(st: AppState, job_id: String) -> Result<Json<Results>, ApiError> {
+async fn results(
+    st: AppState,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<ResultsQuery>, QueryRejection>,
+) -> Result<Json<Results>, ApiError> {
+    let job_id = id(p)?;
+    let Query(q) = q?;
+    let top = q.top()?;
     let r = call(
         &st,
-        st.probe().get_results(pb::GetResultsRequest { job_id, top: 0 }),
+        st.probe()
+            .get_results(pb::GetResultsRequest { job_id, top }),
     )
     .await?;
     Ok(Json(r.into()))
@@ -202,20 +210,23 @@ pub async fn delete_job_v1(
     stop(st, id(p)?).await
 }
 
-/// What the job counted since it started.
+/// What the job counted since it started; `top` limits the top flows (0 to
+/// 100, default 10), `format` may only be json.
 #[utoipa::path(get, path = "/jobs/{job_id}/results", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's UUID")),
+    params(("job_id" = String, Path, description = "The job's UUID"), ResultsQuery),
     responses((status = 200, body = Results),
               (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
               JobErrors))]
 pub async fn job_results(
     State(st): State<AppState>,
     p: Result<Path<String>, PathRejection>,
+    q: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Json<Results>, ApiError> {
-    results(st, id(p)?).await
+    results(st, p, q).await
 }
 
-/// What the job counted since it started; `format` may only be json.
+/// What the job counted since it started; `top` limits the top flows (0 to
+/// 100, default 10), `format` may only be json.
 #[utoipa::path(get, path = "/v1/monitor/jobs/{job_id}/results", tag = "v1",
     params(("job_id" = String, Path, description = "The job's UUID"), ResultsQuery),
     responses((status = 200, body = Results),
@@ -226,15 +237,5 @@ pub async fn job_results_v1(
     p: Result<Path<String>, PathRejection>,
     q: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Json<Results>, ApiError> {
-    let Query(q) = q?;
-    match q.format.as_deref() {
-        None | Some("json") => {}
-        Some(f) => {
-            return Err(ApiError::not_supported(format!(
-                "format {:?} is not supported; use json",
-                f.chars().take(32).collect::<String>()
-            )))
-        }
-    }
-    results(st, id(p)?).await
+    results(st, p, q).await
 }
