@@ -224,3 +224,124 @@ fn send_here(ns_path: &str, ifname: &str, frames: &[Vec<u8>]) -> anyhow::Result<
         result
     }
 }
+
+/// A packet of the filter and flow tests, with every field a job filter
+/// looks at; `frame()` builds it at exactly `len` bytes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkt {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub dscp: u8,
+    pub vlan: Option<u16>,
+    pub len: usize,
+    /// IPv4: a non-first fragment (no L4 header to read).
+    pub later_fragment: bool,
+    /// IPv4: a wrong header checksum.
+    pub bad_csum: bool,
+    /// IPv6: a hop-by-hop options header before the upper layer.
+    pub v6_ext: bool,
+}
+
+impl Pkt {
+    pub fn new(src: &str, dst: &str, proto: u8, sport: u16, dport: u16, len: usize) -> Self {
+        Pkt {
+            src: src.parse().expect("test address"),
+            dst: dst.parse().expect("test address"),
+            proto,
+            sport,
+            dport,
+            dscp: 0,
+            vlan: None,
+            len,
+            later_fragment: false,
+            bad_csum: false,
+            v6_ext: false,
+        }
+    }
+
+    /// Whether the classifier can read ports from it.
+    pub fn has_ports(&self) -> bool {
+        matches!(self.proto, 6 | 17 | 132) && !self.later_fragment
+    }
+
+    fn l4(&self) -> Vec<u8> {
+        if self.later_fragment {
+            return Vec::new();
+        }
+        let ports = [self.sport.to_be_bytes(), self.dport.to_be_bytes()].concat();
+        match self.proto {
+            6 => {
+                let mut h = ports;
+                h.resize(20, 0);
+                h[12] = 5 << 4;
+                h[13] = 0x10;
+                h
+            }
+            17 => [ports, vec![0, 8, 0, 0]].concat(),
+            132 => [ports, vec![0; 8]].concat(),
+            1 => vec![8, 0, 0, 0, 0, 1, 0, 1],
+            58 => vec![128, 0, 0, 0, 0, 1, 0, 1],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn frame(&self) -> Vec<u8> {
+        use std::net::IpAddr;
+        let mut f = Vec::with_capacity(self.len);
+        f.extend_from_slice(&DST);
+        f.extend_from_slice(&SRC);
+        if let Some(vid) = self.vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        let l3_start = f.len() + 2;
+        let l4 = self.l4();
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                f.extend_from_slice(&[0x08, 0x00]);
+                let total = (self.len - l3_start) as u16;
+                let frag: u16 = if self.later_fragment { 0x00b9 } else { 0x4000 };
+                let mut h = vec![0x45, self.dscp << 2];
+                h.extend_from_slice(&total.to_be_bytes());
+                h.extend_from_slice(&[0x12, 0x34]);
+                h.extend_from_slice(&frag.to_be_bytes());
+                h.extend_from_slice(&[64, self.proto, 0, 0]);
+                h.extend_from_slice(&s.octets());
+                h.extend_from_slice(&d.octets());
+                let mut sum: u32 = h
+                    .chunks(2)
+                    .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                    .sum();
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                let mut csum = !(sum as u16);
+                if self.bad_csum {
+                    csum ^= 0x5a5a;
+                }
+                h[10..12].copy_from_slice(&csum.to_be_bytes());
+                f.extend(h);
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                f.extend_from_slice(&[0x86, 0xdd]);
+                let payload = (self.len - l3_start - 40) as u16;
+                let tc = self.dscp << 2;
+                f.extend_from_slice(&[0x60 | (tc >> 4), (tc & 0xf) << 4, 0, 0]);
+                f.extend_from_slice(&payload.to_be_bytes());
+                f.push(if self.v6_ext { 0 } else { self.proto });
+                f.push(64);
+                f.extend_from_slice(&s.octets());
+                f.extend_from_slice(&d.octets());
+                if self.v6_ext {
+                    f.extend_from_slice(&[self.proto, 0, 1, 4, 0, 0, 0, 0]);
+                }
+            }
+            _ => panic!("test packet mixes address families"),
+        }
+        f.extend(l4);
+        pad_to(f, self.len)
+    }
+}

@@ -314,6 +314,14 @@ fn mask(addr: IpAddr, prefix: u8, just_mask: bool) -> IpAddr {
     }
 }
 
+/// Lists are sets: normalised, so the echo is the same before and after a
+/// restart.
+fn set<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
     at_most("ip_proto", &f.ip_proto, MAX_PROTOS)?;
     at_most("l4_sport", &f.l4_sport, MAX_PORTS)?;
@@ -341,21 +349,21 @@ pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
         })
         .transpose()?;
     Ok(JobFilter {
-        ip_proto: f
+        ip_proto: set(f
             .ip_proto
             .iter()
             .map(|p| proto(p))
-            .collect::<Result<_, _>>()?,
-        l4_sport: f
+            .collect::<Result<_, _>>()?),
+        l4_sport: set(f
             .l4_sport
             .iter()
             .map(|p| port("l4_sport", *p))
-            .collect::<Result<_, _>>()?,
-        l4_dport: f
+            .collect::<Result<_, _>>()?),
+        l4_dport: set(f
             .l4_dport
             .iter()
             .map(|p| port("l4_dport", *p))
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<_, _>>()?),
         src_cidr: f
             .src_cidr
             .iter()
@@ -366,7 +374,7 @@ pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
             .iter()
             .map(|c| cidr("dst_cidr", c))
             .collect::<Result<_, _>>()?,
-        dscp,
+        dscp: set(dscp),
         vlan,
     })
 }
