@@ -39,4 +39,13 @@ int telegen_egress(struct __sk_buff *skb)
 	return handle(skb, DIR_EGRESS);
 }
 
+/* Tail-called by the two above on hooks where a job filters or tracks
+ * flows (count.h): the per-job filters, errors and flows. */
+SEC("classifier")
+int telegen_deep(struct __sk_buff *skb)
+{
+	count_deep(skb);
+	return TC_ACT_UNSPEC;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -83,65 +83,83 @@ static __always_inline void count_job_error(__u32 slot, __u32 err)
 		aux->err[err] += 1;
 }
 
-/* The jobs of a deep hook: the packet's facts once, then each job's filter,
- * counters, errors and flow sampling.
- *
- * Both are global functions, so the verifier checks each once, with its
- * arguments as unknown scalars, instead of once per path through the
- * classifier: every class, tunnel and error combination would otherwise
- * multiply the job loop's paths (and the load time by seconds). Global
- * functions take the context and scalars (kernel 5.6 and later), so the
- * verdict travels packed and the facts in a per-CPU scratch map. */
-#define PACK_L3(v) (((v)->l3off & 0xffff) | ((__u32)(v)->l3proto << 16))
-#define PACK_PKT(v) \
-	((((v)->inner != 0) << 15) | (((v)->has_vlan & 1) << 14) | (((__u32)(v)->vlan & 0xfff) << 16))
+/* Deep hooks: the classifier hands the packet to telegen_deep (maps.h says
+ * why a tail call) with what it decided packed in skb->cb, which is the
+ * qdisc's scratch area and travels with the skb through the tail call:
+ *   cb[0] L3 offset (bits 0-15), ethertype as read (16-31)
+ *   cb[1] class (0-3), enum telegen_err + 1 (8-12), direction (13),
+ *         VLAN tag in the data (14), inside a tunnel (15), VLAN id (16-27)
+ *   cb[2] counted length
+ * The layout is a contract between the two programs: an attached
+ * classifier of one probe version may reach the deep program of the next. */
+#define DEEP_PROG 0
 
-/* Fills facts_scratch; returns 0 when it cannot. */
-__noinline int deep_facts(struct __sk_buff *skb, __u32 l3, __u32 pkt)
+static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct verdict *v, __u32 dir,
+					 __u32 len, int err)
 {
-	__u32 zero = 0;
-	struct facts *x = bpf_map_lookup_elem(&facts_scratch, &zero);
-	if (!x)
-		return 0;
+	skb->cb[0] = (v->l3off & 0xffff) | ((__u32)v->l3proto << 16);
+	skb->cb[1] = (v->cls & 0xf) | ((((__u32)(err + 1)) & 0x1f) << 8) | ((dir & 1) << 13) |
+		     ((v->has_vlan & 1) << 14) | ((v->inner != 0) << 15) |
+		     (((__u32)v->vlan & 0xfff) << 16);
+	skb->cb[2] = len;
+	bpf_tail_call(skb, &deep_progs, DEEP_PROG);
+	/* Only reached when the deep program is missing: jobs uncounted. */
+	count_error(ERR_JOB_SLOT);
+}
+
+/* The jobs of a deep hook: the packet's facts once, then each job's filter,
+ * counters, errors and flow sampling. */
+static __always_inline void count_deep(struct __sk_buff *skb)
+{
+	__u32 l3 = skb->cb[0], pkt = skb->cb[1], len = skb->cb[2];
 	struct verdict v = {
+		.cls = pkt & 0xf,
 		.inner = (pkt >> 15) & 1,
 		.l3off = l3 & 0xffff,
 		.l3proto = l3 >> 16,
 		.vlan = (pkt >> 16) & 0xfff,
 		.has_vlan = (pkt >> 14) & 1,
 	};
-	parse_facts(skb, &v, x);
-	return 1;
-}
+	__u32 err1 = (pkt >> 8) & 0x1f;
+	__u32 d = (pkt >> 13) & 1;
+	__u32 bucket = size_bucket(len);
 
-/* One job of a deep hook. `err1` is enum telegen_err + 1, 0 for none. */
-__noinline int deep_job(__u32 slot, __u32 cls, __u32 len, __u32 err1)
-{
 	__u32 zero = 0;
 	struct facts *x = bpf_map_lookup_elem(&facts_scratch, &zero);
-	struct job_filter *f = bpf_map_lookup_elem(&job_filters, &slot);
-	if (!x || !f) {
-		count_error(ERR_JOB_SLOT);
-		return 0;
+	struct if_cfg *cfg = lookup_ifcfg(skb->ifindex);
+	if (!x || !cfg)
+		return;
+	parse_facts(skb, &v, x);
+
+	__u32 n = cfg->njobs[d];
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
+		if (i >= n)
+			break;
+		__u32 slot = cfg->jobs[d][i];
+		struct job_filter *f = bpf_map_lookup_elem(&job_filters, &slot);
+		if (!f) {
+			count_error(ERR_JOB_SLOT);
+			continue;
+		}
+		if (f->flags & F_MATCH && !filter_match(f, x))
+			continue;
+		bump_job(slot, v.cls, len, bucket);
+		int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
+		if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks)
+			continue;
+		struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
+		if (!aux)
+			continue;
+		__u32 e = err1 - 1;
+		barrier_var(e);
+		if (e < N_JOB_ERRORS)
+			aux->err[e] += 1;
+		if (x->flags & FACT_CSUM_BAD)
+			aux->err[ERR_IPV4_CSUM] += 1;
+		if (tracks && flow_sample(aux, f->sample_rate))
+			flow_track(slot, &x->k, len, aux);
 	}
-	if (f->flags & F_MATCH && !filter_match(f, x))
-		return 0;
-	bump_job(slot, cls, len, size_bucket(len));
-	int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
-	if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks)
-		return 1;
-	struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
-	if (!aux)
-		return 1;
-	__u32 e = err1 - 1;
-	barrier_var(e);
-	if (e < N_JOB_ERRORS)
-		aux->err[e] += 1;
-	if (x->flags & FACT_CSUM_BAD)
-		aux->err[ERR_IPV4_CSUM] += 1;
-	if (tracks && flow_sample(aux, f->sample_rate))
-		flow_track(slot, &x->k, len, aux);
-	return 1;
 }
 
 static __always_inline void count_packet(struct __sk_buff *skb, __u32 dir, const struct verdict *v,
@@ -171,13 +189,7 @@ static __always_inline void count_packet(struct __sk_buff *skb, __u32 dir, const
 	__u32 d = dir & 1;
 	__u32 n = cfg->njobs[d];
 	if (cfg->deep & (1 << d)) {
-		if (!deep_facts(skb, PACK_L3(v), PACK_PKT(v)))
-			return;
-		for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
-			if (i >= n)
-				break;
-			deep_job(cfg->jobs[d][i], cls, len, (__u32)(err + 1));
-		}
+		hand_to_deep(skb, v, d, len, err);
 		return;
 	}
 	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {

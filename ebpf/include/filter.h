@@ -9,7 +9,6 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include "classify.h"
-#include "maps.h"
 
 /* The IPv4 header checksum of a 20-byte header (no options: options are
  * rare, and checking them would cost a variable-length loop on every
@@ -130,10 +129,9 @@ static __always_inline int cidr_in(const struct cidr *list, __u8 n, const __u32 
 	return 0;
 }
 
-/* Whether the packet with facts `x` matches filter `f`. Not inlined: the
- * job loop calls it up to MAX_JOBS_PER_HOOK times, and one verified body
- * keeps the program small. */
-static __noinline int filter_match(const struct job_filter *f, const struct facts *x)
+/* Whether the packet with facts `x` matches filter `f`. Inlined, as every
+ * function of the programs: no BPF-to-BPF calls (see deep_progs). */
+static __always_inline int filter_match(const struct job_filter *f, const struct facts *x)
 {
 	__u32 flags = f->flags;
 

@@ -25,7 +25,7 @@ static __always_inline __u32 next_gap(__u32 rate)
 
 /* Add one sampled packet to the job's flow table. New flows are counted, so
  * the probe can tell evictions (inserted - present) from table size. */
-static __noinline void flow_track(__u32 slot, const struct flow_key *k, __u32 len,
+static __always_inline void flow_track(__u32 slot, const struct flow_key *k, __u32 len,
 				  struct job_aux *aux)
 {
 	void *tbl = bpf_map_lookup_elem(&job_flows, &slot);

@@ -111,10 +111,25 @@ struct {
 	__array(values, struct flow_table);
 } job_flows SEC(".maps");
 
-/* Scratch space for the facts of the packet being counted on a deep hook:
- * written by one global function and read by another (global functions
- * take no pointers to the stack). Not pinned: it holds nothing between
- * packets. */
+/* The deep-hook program (telegen_deep), tail-called by the classifier when
+ * a job on the hook filters or tracks flows. A tail call, not a BPF-to-BPF
+ * call: kernels before 6.3 cannot track precision through calls, and the
+ * verifier's search of the classifier's paths then explodes (1M
+ * instructions on 6.1); a separate program is verified on its own. Pinned,
+ * so an attached classifier keeps reaching it across probe restarts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} deep_progs SEC(".maps");
+
+/* The facts of the packet telegen_deep is counting. In a map rather than on
+ * the stack on purpose: the verifier does not track map memory, so every
+ * parse path reaches the job loop in the same state and is pruned there,
+ * instead of each being walked through all the jobs' filters (seconds of
+ * verification). Not pinned: it holds nothing between packets. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

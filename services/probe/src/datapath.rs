@@ -9,7 +9,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{maps::MapInfo, programs::SchedClassifier, util::KernelVersion, Ebpf, EbpfLoader};
+use aya::{
+    maps::{MapInfo, ProgramArray},
+    programs::SchedClassifier,
+    util::KernelVersion,
+    Ebpf, EbpfLoader,
+};
 use tracing::{info, warn};
 
 use crate::attach::AttachMode;
@@ -28,6 +33,10 @@ pub static SEED_LIKE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seed_like.bpf.o"));
 
 pub const PROG_NAMES: [&str; 2] = ["telegen_ingress", "telegen_egress"];
+/// Tail-called on hooks where a job filters or tracks flows (maps.h,
+/// deep_progs); loaded on first need: its verification takes about a
+/// second, which plain jobs and probe restarts need not wait for.
+pub const DEEP_PROG: &str = "telegen_deep";
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +126,8 @@ pub struct Datapath {
     pub mode: AttachMode,
     /// When the pinned counters were created (a new value means a reset).
     pub epoch_ns: u64,
+    /// telegen_deep is loaded and in deep_progs.
+    deep_ready: bool,
 }
 
 impl Datapath {
@@ -157,7 +168,42 @@ impl Datapath {
             pin_dir: cfg.pin_dir.clone(),
             mode,
             epoch_ns: meta.created_unix_ns,
+            deep_ready: false,
         })
+    }
+
+    /// Load telegen_deep and publish it in deep_progs, once per process
+    /// (an entry left by an earlier probe keeps serving until replaced).
+    pub fn ensure_deep(&mut self) -> Result<(), DatapathError> {
+        if self.deep_ready {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(DEEP_PROG)
+            .ok_or_else(|| DatapathError::Io(format!("program {DEEP_PROG} missing from object")))?
+            .try_into()
+            .map_err(|e| DatapathError::Program(DEEP_PROG, e))?;
+        prog.load()
+            .map_err(|e| DatapathError::Program(DEEP_PROG, e))?;
+        let fd = prog
+            .fd()
+            .map_err(|e| DatapathError::Program(DEEP_PROG, e))?
+            .try_clone()
+            .map_err(|e| DatapathError::Io(format!("{DEEP_PROG} fd: {e}")))?;
+        let mut progs: ProgramArray<_> = ProgramArray::try_from(
+            self.ebpf
+                .map_mut("deep_progs")
+                .ok_or_else(|| DatapathError::Io("map deep_progs missing".into()))?,
+        )?;
+        progs.set(0, &fd, 0)?;
+        self.deep_ready = true;
+        info!(
+            ms = started.elapsed().as_millis() as u64,
+            "loaded the filter and flow program"
+        );
+        Ok(())
     }
 
     pub fn program(&mut self, dir: usize) -> &mut SchedClassifier {
@@ -172,6 +218,28 @@ impl Datapath {
             .join("links")
             .join(format!("tcx_{ifindex}_{}", ["ingress", "egress"][dir]))
     }
+}
+
+/// A verifier refusal carries its whole log (megabytes when the program is
+/// too complex): keep the head and the last lines, where the verifier says
+/// why, so the message fits in a gRPC status and a log line.
+pub fn brief(msg: &str) -> String {
+    const MAX: usize = 600;
+    if msg.len() <= MAX {
+        return msg.to_string();
+    }
+    let head: String = msg.chars().take(240).collect();
+    let tail: Vec<&str> = msg.lines().rev().take(3).collect();
+    let tail: String = tail.into_iter().rev().collect::<Vec<_>>().join(" / ");
+    let tail: String = tail
+        .chars()
+        .rev()
+        .take(MAX - 240)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{head} [...] {tail}")
 }
 
 fn statfs_type(path: &Path) -> Option<i64> {

@@ -125,8 +125,9 @@ impl JobManager {
                 (Some(dp), String::new())
             }
             Err(e) => {
+                let e = crate::datapath::brief(&e.to_string());
                 warn!(error = %e, "datapath off: jobs run in placeholder mode only");
-                (None, e.to_string())
+                (None, e)
             }
         };
         let netlink = Netlink::new()?;

@@ -68,6 +68,14 @@ impl JobManager {
             }
         }
         let dp = inner.dp.as_mut().expect("checked above");
+        if deep != 0 {
+            dp.ensure_deep().map_err(|e| {
+                format!(
+                    "loading the filter and flow program: {}",
+                    crate::datapath::brief(&e.to_string())
+                )
+            })?;
+        }
         let s = match existing {
             Some(s) => s,
             None => {

@@ -11,7 +11,7 @@ use layout::*;
 
 /// Names of every map the object pins, with the expected key/value sizes and
 /// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 13] = [
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 14] = [
     (
         "stats_percpu",
         4,
@@ -65,6 +65,7 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 13] = [
         MAX_JOB_SLOTS,
     ),
     ("job_flows", 4, 4, MAX_JOB_SLOTS),
+    ("deep_progs", 4, 4, 1),
 ];
 
 pub type ClassCounters = [Counters; N_CLASSES as usize];
