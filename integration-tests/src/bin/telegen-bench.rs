@@ -830,6 +830,23 @@ fn bench_filters(repeat: u32, rounds: usize) -> Result<String> {
             .context("loading the telegen object")?,
     )?;
     let mut maps = telegen_probe::maps::Maps::take(&mut real.ebpf)?;
+    // The deep program, tail-called on hooks where a job filters or tracks
+    // flows, as the probe publishes it.
+    {
+        let deep: &mut SchedClassifier = real
+            .ebpf
+            .program_mut("telegen_deep")
+            .ok_or_else(|| anyhow!("program telegen_deep missing"))?
+            .try_into()?;
+        deep.load().context("loading telegen_deep")?;
+        let fd = deep.fd()?.try_clone()?;
+        let mut progs: aya::maps::ProgramArray<_> = aya::maps::ProgramArray::try_from(
+            real.ebpf
+                .map_mut("deep_progs")
+                .ok_or_else(|| anyhow!("map deep_progs missing"))?,
+        )?;
+        progs.set(0, &fd, 0)?;
+    }
     let empty = Prog::load(
         "empty",
         "empty",

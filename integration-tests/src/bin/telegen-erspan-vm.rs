@@ -248,6 +248,40 @@ async fn jobs(
             job.interface, job.attach_mode
         ),
     );
+    // A second job on the same netdev with a filter and flows: the deep
+    // program (telegen_deep) must verify on this kernel too.
+    let t_deep = Instant::now();
+    let filtered = c
+        .start_job(pb::StartJobRequest {
+            port: "u1".into(),
+            direction: "ingress".into(),
+            mirror_mode: "erspan".into(),
+            duration_sec: Some(0),
+            filters: Some(pb::Filters {
+                ip_proto: vec!["udp".into()],
+                ..Default::default()
+            }),
+            result_detail: "flows".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let filtered = telegen_integration_tests::probe::wait_job_status(
+        client,
+        &filtered.job_id,
+        "running",
+        Duration::from_secs(240),
+    )
+    .await;
+    checks.check(
+        filtered.is_ok(),
+        &format!(
+            "a filtered flows job runs (the filter program verified in {:.1}s): {:?}",
+            t_deep.elapsed().as_secs_f64(),
+            filtered.as_ref().err()
+        ),
+    );
+    let filtered = filtered?;
     let link = ip("-n col -d link show dev erspan0").unwrap_or_default();
     say(&format!(
         "col: {}",
@@ -335,6 +369,35 @@ async fn jobs(
         final_r.packets_total == total,
         &format!("packets_total {} == {total} sent", final_r.packets_total),
     );
+    let udp = &sent["ipv4"];
+    let udp_bytes: u64 = udp.iter().map(|f| f.len() as u64).sum();
+    let fr = c
+        .get_results(pb::GetResultsRequest {
+            job_id: filtered.job_id.clone(),
+            top: 0,
+        })
+        .await?
+        .into_inner();
+    checks.check(
+        (fr.packets_total, fr.bytes_total) == (udp.len() as u64, udp_bytes),
+        &format!(
+            "the udp-filtered job counted {} / {} bytes of the mirrored traffic, sent {} / {udp_bytes} udp",
+            fr.packets_total,
+            fr.bytes_total,
+            udp.len()
+        ),
+    );
+    let top = fr.top_flows.first();
+    checks.check(
+        top.is_some_and(|f| {
+            f.five_tuple == "10.0.0.1:12345->10.0.0.2:9/UDP" && f.pkts == udp.len() as u64
+        }) && fr.top_flows.len() == 1,
+        &format!("its top flow is the mirrored udp flow: {:?}", fr.top_flows),
+    );
+    c.stop_job(pb::StopJobRequest {
+        job_id: filtered.job_id.clone(),
+    })
+    .await?;
 
     // A crash and restart: the new probe adopts the job, and still knows
     // the netdev is its own (the owner mark is on the device).
