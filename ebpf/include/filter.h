@@ -113,20 +113,21 @@ static __always_inline int port_in(const __u16 *list, __u8 n, __u16 port)
 	return hit;
 }
 
+static __always_inline int cidr_hit(const struct cidr *c, const __u32 *a, __u8 family)
+{
+	__u32 d = ((a[0] ^ c->addr[0]) & c->mask[0]) | ((a[1] ^ c->addr[1]) & c->mask[1]) |
+		  ((a[2] ^ c->addr[2]) & c->mask[2]) | ((a[3] ^ c->addr[3]) & c->mask[3]);
+	return c->family == family && !d;
+}
+
+/* Written out, not a loop: fixed offsets, and no bounded-loop walk for the
+ * verifier. */
 static __always_inline int cidr_in(const struct cidr *list, __u8 n, const __u32 *addr, __u8 family)
 {
-	/* A bounded loop (kernel >= 5.3), not unrolled: four 16-byte compares. */
-	for (int i = 0; i < FILTER_MAX_CIDRS; i++) {
-		if (i >= n)
-			break;
-		const struct cidr *c = &list[i];
-		if (c->family == family && !((addr[0] ^ c->addr[0]) & c->mask[0]) &&
-		    !((addr[1] ^ c->addr[1]) & c->mask[1]) &&
-		    !((addr[2] ^ c->addr[2]) & c->mask[2]) &&
-		    !((addr[3] ^ c->addr[3]) & c->mask[3]))
-			return 1;
-	}
-	return 0;
+	return cidr_hit(&list[0], addr, family) ||
+	       (n > 1 && (cidr_hit(&list[1], addr, family) ||
+			  (n > 2 && (cidr_hit(&list[2], addr, family) ||
+				     (n > 3 && cidr_hit(&list[3], addr, family))))));
 }
 
 /* Whether the packet with facts `x` matches filter `f`. Inlined, as every
