@@ -299,6 +299,16 @@ async fn each_filter_alone_and_combined_counts_exactly() {
     check(&probe, &models, &jobs, &traffic, 2).await;
     let all = probe.results(&jobs[0].job_id).await.unwrap();
     assert_eq!(all.packets_total, 2 * total);
+    // The interface counters (the seed's maps) still count everything.
+    let snap = probe.snapshot().await.unwrap();
+    let port: u64 = snap
+        .interfaces
+        .iter()
+        .filter(|i| i.interface == lab.veth.port)
+        .flat_map(|i| &i.series)
+        .map(|s| s.counters.as_ref().map_or(0, |c| c.packets))
+        .sum();
+    assert_eq!(port, 2 * total);
 }
 
 /// Flows with known volumes: at sample_rate 1 the top K and their packet
