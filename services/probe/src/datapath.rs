@@ -351,3 +351,22 @@ fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::brief;
+
+    #[test]
+    fn brief_keeps_short_messages_and_the_end_of_long_ones() {
+        assert_eq!(brief("short"), "short");
+        let log: String = (0..20000)
+            .map(|i| format!("{i}: insn\n"))
+            .collect::<String>()
+            + "BPF program is too large. Processed 1000001 insn\nverification time 1 usec";
+        let b = brief(&log);
+        assert!(b.len() < 700, "{}", b.len());
+        assert!(b.starts_with("0: insn"));
+        assert!(b.ends_with("verification time 1 usec"), "{b}");
+        assert!(b.contains("too large"), "{b}");
+    }
+}
