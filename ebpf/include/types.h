@@ -188,7 +188,7 @@ struct meta {
 struct hook_rec {
 	__u8 attached;
 	__u8 mode;      /* 1 = tcx (link pinned under links/), 2 = tc filter */
-	__u16 pad;
+	__u16 generation; /* what the attached program can do (0: no deep hooks) */
 	__u32 priority; /* tc filter priority and handle, for re-adoption */
 	__u32 handle;
 };

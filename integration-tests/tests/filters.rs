@@ -498,3 +498,59 @@ async fn flow_table_overflow_counts_evictions_and_keeps_the_big_flows() {
     ports.sort();
     assert_eq!(ports, vec![7000, 7001, 7002], "the big flows are the top 3");
 }
+
+/// A hook adopted from a probe that predates filters runs a classifier that
+/// would ignore them: a filtered job there fails, saying why, and the plain
+/// job keeps counting; once the hook is free, filtered jobs attach anew.
+#[tokio::test]
+async fn a_hook_attached_before_filters_refuses_filtered_jobs() {
+    use aya::maps::{Array, Map, MapData};
+    use telegen_probe::maps::layout::IfaceRec;
+
+    let lab = Lab::new();
+    let mut probe = Probe::start(&lab.probe_ns, &[]).await.unwrap();
+    let plain = start(&probe, &lab.veth.port, Default::default()).await;
+    probe.kill_process();
+    // Make the pinned attachment records read as an older probe wrote them.
+    {
+        let md = MapData::from_pin(probe.pin_dir.join("ifaces")).unwrap();
+        let mut ifaces: Array<MapData, IfaceRec> = Array::try_from(Map::Array(md)).unwrap();
+        for slot in 0..ifaces.len() {
+            let mut r = ifaces.get(&slot, 0).unwrap();
+            if r.used != 0 {
+                r.hook.iter_mut().for_each(|h| h.generation = 0);
+                ifaces.set(slot, r, 0).unwrap();
+            }
+        }
+    }
+    probe.spawn(&[]).await.unwrap();
+    let udp = pb::StartJobRequest {
+        port: lab.veth.port.clone(),
+        direction: "ingress".into(),
+        filters: Some(pb::Filters {
+            ip_proto: vec!["udp".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let job = probe
+        .client()
+        .start_job(udp.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = probe.wait_status(&job.job_id, "failed").await.unwrap();
+    assert!(failed.error.contains("older probe"), "{}", failed.error);
+    let pkts: Vec<Pkt> = (0..5)
+        .map(|i| Pkt::new("10.0.0.1", "10.0.0.2", 6, 1000 + i, 80, 100))
+        .collect();
+    lab.ingress(&pkts);
+    probe.results_at(&plain.job_id, 5).await.unwrap();
+
+    probe.stop_job(&plain.job_id).await.unwrap();
+    let job = start(&probe, &lab.veth.port, udp).await;
+    lab.ingress(&pkts);
+    lab.ingress(&[Pkt::new("10.0.0.1", "10.0.0.2", 17, 53, 53, 90)]);
+    let r = probe.results_at(&job.job_id, 1).await.unwrap();
+    assert_eq!((r.packets_total, r.bytes_total), (1, 90));
+}

@@ -13,7 +13,7 @@ use aya::programs::{
 use tracing::{debug, info, warn};
 
 use crate::datapath::Datapath;
-use crate::maps::layout::HookRec;
+use crate::maps::layout::{HookRec, PROG_GENERATION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachMode {
@@ -97,6 +97,7 @@ impl Datapath {
             hook: HookRec {
                 attached: 1,
                 mode: AttachMode::Tcx as u8,
+                generation: PROG_GENERATION,
                 ..Default::default()
             },
             created_qdisc: false,
@@ -154,7 +155,7 @@ impl Datapath {
             hook: HookRec {
                 attached: 1,
                 mode: AttachMode::Tc as u8,
-                pad: 0,
+                generation: PROG_GENERATION,
                 priority: priority.into(),
                 handle,
             },

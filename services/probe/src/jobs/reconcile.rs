@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{Inner, JobManager};
 use crate::attach::{AttachMode, DIR_NAMES};
-use crate::maps::layout::{put_str, HookRec, IfCfg, IfaceRec, MAX_JOBS_PER_HOOK};
+use crate::maps::layout::{put_str, HookRec, IfCfg, IfaceRec, MAX_JOBS_PER_HOOK, PROG_GENERATION};
 use crate::timefmt::now_ns;
 
 impl JobManager {
@@ -68,6 +68,19 @@ impl JobManager {
             }
         }
         let dp = inner.dp.as_mut().expect("checked above");
+        // A hook adopted from a probe before filters runs a classifier that
+        // ignores them: a filtered job there would count everything.
+        if let Some(rec) = existing.map(|s| inner.ifaces[s]) {
+            for dir in 0..2 {
+                let h = rec.hook[dir];
+                if deep & (1 << dir) != 0 && h.attached != 0 && h.generation < PROG_GENERATION {
+                    return Err(format!(
+                        "the classifier on {name} {} was attached by an older probe that cannot filter or track flows; stop the jobs on this interface first, so it is re-attached",
+                        DIR_NAMES[dir]
+                    ));
+                }
+            }
+        }
         if deep != 0 {
             dp.ensure_deep().map_err(|e| {
                 format!(

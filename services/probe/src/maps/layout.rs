@@ -2,6 +2,10 @@
 //! and checked against existing pins at start-up.
 
 pub const LAYOUT_VERSION: u32 = 1;
+/// What the attached classifier can do, recorded per hook: 1 = hands deep
+/// hooks to telegen_deep (filters, flows). An attachment adopted from an
+/// older probe stays attached and may lack it.
+pub const PROG_GENERATION: u16 = 1;
 pub const N_CLASSES: u32 = 4;
 pub const HIST_BUCKETS: usize = 9;
 pub const MAX_IF_SLOTS: u32 = 64;
@@ -120,7 +124,8 @@ pub struct Meta {
 pub struct HookRec {
     pub attached: u8,
     pub mode: u8,
-    pub pad: u16,
+    /// PROG_GENERATION of the attached classifier (0: before filters).
+    pub generation: u16,
     pub priority: u32,
     pub handle: u32,
 }
