@@ -71,12 +71,10 @@ impl JobManager {
         // A hook adopted from a probe before filters runs a classifier that
         // ignores them: a filtered job there would count everything.
         if let Some(rec) = existing.map(|s| inner.ifaces[s]) {
-            for dir in 0..2 {
-                let h = rec.hook[dir];
+            for (dir, (h, dir_name)) in rec.hook.iter().zip(DIR_NAMES).enumerate() {
                 if deep & (1 << dir) != 0 && h.attached != 0 && h.generation < PROG_GENERATION {
                     return Err(format!(
-                        "the classifier on {name} {} was attached by an older probe that cannot filter or track flows; stop the jobs on this interface first, so it is re-attached",
-                        DIR_NAMES[dir]
+                        "the classifier on {name} {dir_name} was attached by an older probe that cannot filter or track flows; stop the jobs on this interface first, so it is re-attached"
                     ));
                 }
             }

@@ -9,8 +9,8 @@ use super::model::Job;
 use super::Inner;
 use crate::attach::DIR_NAMES;
 use crate::maps::layout::{
-    get_str, Counters, FlowKey, JobAux, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, HIST_BUCKETS,
-    JOB_ERROR_NAMES, TUNNEL_NAMES,
+    get_str, job_error_name, Counters, FlowKey, JobAux, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS,
+    HIST_BUCKETS, TUNNEL_NAMES,
 };
 use crate::maps::ClassCounters;
 use crate::timefmt::now_ns;
@@ -182,7 +182,7 @@ pub fn results(
         top_flows,
         errors: JOB_ERRORS_SHOWN
             .iter()
-            .map(|&i| (JOB_ERROR_NAMES[i].to_string(), aux.err[i]))
+            .map(|&i| (job_error_name(i).to_string(), aux.err[i]))
             .collect(),
         otel_export: Some(pb::OtelExport {
             exported: job.otlp_export,

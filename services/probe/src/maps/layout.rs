@@ -47,18 +47,11 @@ pub const ERROR_NAMES: [&str; 8] = [
     "tunnel_unknown_payload",
 ];
 
-/// A job's error counter names, indexed like job_aux.err.
-pub const JOB_ERROR_NAMES: [&str; N_JOB_ERRORS] = [
-    "truncated",
-    "ipv6_exthdr_limit",
-    "no_iface_config",
-    "iface_slot_overflow",
-    "job_slot_overflow",
-    "global_lookup",
-    "tunnel_malformed",
-    "tunnel_unknown_payload",
-    "ipv4_checksum",
-];
+/// A job's error counter names, indexed like job_aux.err: enum
+/// telegen_err, then the IPv4 header checksum.
+pub fn job_error_name(i: usize) -> &'static str {
+    ERROR_NAMES.get(i).copied().unwrap_or("ipv4_checksum")
+}
 
 /// Entries of tunnel_percpu (enum telegen_tun).
 pub const N_TUN_KINDS: u32 = 8;
