@@ -87,21 +87,27 @@ static __always_inline void count_job_error(__u32 slot, __u32 err)
  * why a tail call) with what it decided packed in skb->cb, which is the
  * qdisc's scratch area and travels with the skb through the tail call:
  *   cb[0] L3 offset (bits 0-15), ethertype as read (16-31)
- *   cb[1] class (0-3), enum telegen_err + 1 (8-12), direction (13),
- *         VLAN tag in the data (14), inside a tunnel (15), VLAN id (16-27)
+ *   cb[1] class (0-3), enum telegen_err + 1 (8-12), VLAN tag in the data
+ *         (14), inside a tunnel (15), VLAN id (16-27), jobs on the hook (28-31)
  *   cb[2] counted length
+ *   cb[3], cb[4] the hook's job slots, a byte each (if_cfg.jobs[dir]), so
+ *         the deep program need not look the interface up again
  * The layout is a contract between the two programs: an attached
  * classifier of one probe version may reach the deep program of the next. */
 #define DEEP_PROG 0
 
-static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct verdict *v, __u32 dir,
-					 __u32 len, int err)
+static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct verdict *v,
+					 const struct if_cfg *cfg, __u32 d, __u32 len, int err)
 {
+	const __u8 *jobs = cfg->jobs[d & 1];
+
 	skb->cb[0] = (v->l3off & 0xffff) | ((__u32)v->l3proto << 16);
-	skb->cb[1] = (v->cls & 0xf) | ((((__u32)(err + 1)) & 0x1f) << 8) | ((dir & 1) << 13) |
+	skb->cb[1] = (v->cls & 0xf) | ((((__u32)(err + 1)) & 0x1f) << 8) |
 		     ((v->has_vlan & 1) << 14) | ((v->inner != 0) << 15) |
-		     (((__u32)v->vlan & 0xfff) << 16);
+		     (((__u32)v->vlan & 0xfff) << 16) | (((__u32)cfg->njobs[d & 1] & 0xf) << 28);
 	skb->cb[2] = len;
+	skb->cb[3] = jobs[0] | (__u32)jobs[1] << 8 | (__u32)jobs[2] << 16 | (__u32)jobs[3] << 24;
+	skb->cb[4] = jobs[4] | (__u32)jobs[5] << 8 | (__u32)jobs[6] << 16 | (__u32)jobs[7] << 24;
 	bpf_tail_call(skb, &deep_progs, DEEP_PROG);
 	/* Only reached when the deep program is missing: jobs uncounted. */
 	count_error(ERR_JOB_SLOT);
@@ -121,22 +127,21 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 		.has_vlan = (pkt >> 14) & 1,
 	};
 	__u32 err1 = (pkt >> 8) & 0x1f;
-	__u32 d = (pkt >> 13) & 1;
+	__u32 n = pkt >> 28;
+	__u64 slots = (__u64)skb->cb[4] << 32 | skb->cb[3];
 	__u32 bucket = size_bucket(len);
 
 	__u32 zero = 0;
 	struct facts *x = bpf_map_lookup_elem(&facts_scratch, &zero);
-	struct if_cfg *cfg = lookup_ifcfg(skb->ifindex);
-	if (!x || !cfg)
+	if (!x)
 		return;
 	parse_facts(skb, &v, x);
 
-	__u32 n = cfg->njobs[d];
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
 		if (i >= n)
 			break;
-		__u32 slot = cfg->jobs[d][i];
+		__u32 slot = (slots >> (i * 8)) & 0xff;
 		struct job_filter *f = bpf_map_lookup_elem(&job_filters, &slot);
 		if (!f) {
 			count_error(ERR_JOB_SLOT);
@@ -189,7 +194,7 @@ static __always_inline void count_packet(struct __sk_buff *skb, __u32 dir, const
 	__u32 d = dir & 1;
 	__u32 n = cfg->njobs[d];
 	if (cfg->deep & (1 << d)) {
-		hand_to_deep(skb, v, d, len, err);
+		hand_to_deep(skb, v, cfg, d, len, err);
 		return;
 	}
 	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {

@@ -224,22 +224,20 @@ impl Datapath {
 /// too complex): keep the head and the last lines, where the verifier says
 /// why, so the message fits in a gRPC status and a log line.
 pub fn brief(msg: &str) -> String {
-    const MAX: usize = 600;
-    if msg.len() <= MAX {
+    const HEAD: usize = 240;
+    const TAIL: usize = 360;
+    if msg.len() <= HEAD + TAIL {
         return msg.to_string();
     }
-    let head: String = msg.chars().take(240).collect();
-    let tail: Vec<&str> = msg.lines().rev().take(3).collect();
-    let tail: String = tail.into_iter().rev().collect::<Vec<_>>().join(" / ");
-    let tail: String = tail
-        .chars()
+    let head: String = msg.chars().take(HEAD).collect();
+    let tail_lines: Vec<&str> = msg.lines().rev().take(3).collect();
+    let tail = tail_lines.into_iter().rev().collect::<Vec<_>>().join(" / ");
+    let cut = tail
+        .char_indices()
         .rev()
-        .take(MAX - 240)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("{head} [...] {tail}")
+        .nth(TAIL - 1)
+        .map_or(0, |(i, _)| i);
+    format!("{head} [...] {}", &tail[cut..])
 }
 
 fn statfs_type(path: &Path) -> Option<i64> {

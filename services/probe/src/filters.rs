@@ -164,43 +164,46 @@ pub fn proto_name(p: u8) -> String {
 
 impl Cidr {
     fn to_kernel(&self) -> KCidr {
-        let mut k = KCidr::default();
-        let words = |b: &[u8]| -> [u32; 4] {
-            let mut w = [0u32; 4];
-            for (i, c) in b.chunks(4).enumerate() {
-                // Network order in memory, as the packet has it.
-                w[i] = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-            }
-            w
-        };
-        match (self.addr, mask(self.addr, self.prefix, true)) {
-            (IpAddr::V4(a), IpAddr::V4(m)) => {
-                k.family = 4;
-                k.addr = words(&a.octets());
-                k.mask = words(&m.octets());
-            }
-            (IpAddr::V6(a), IpAddr::V6(m)) => {
-                k.family = 6;
-                k.addr = words(&a.octets());
-                k.mask = words(&m.octets());
-            }
-            _ => unreachable!("mask keeps the family"),
+        let (family, addr) = ip_words(self.addr);
+        let (_, mask) = ip_words(mask(self.addr, self.prefix, true));
+        KCidr {
+            addr,
+            mask,
+            family,
+            pad: [0; 3],
         }
-        k
     }
 
     fn from_kernel(k: &KCidr) -> Option<Cidr> {
-        let bytes: Vec<u8> = k.addr.iter().flat_map(|w| w.to_ne_bytes()).collect();
         let prefix: u32 = k.mask.iter().map(|w| w.count_ones()).sum();
-        let addr = match k.family {
-            4 => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
-            6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[..]).ok()?)),
-            _ => return None,
-        };
         Some(Cidr {
-            addr,
+            addr: words_ip(k.family, &k.addr)?,
             prefix: prefix as u8,
         })
+    }
+}
+
+/// An address as the classifier holds it: family 4 or 6 and four words in
+/// network order (IPv4 in the first).
+pub fn ip_words(a: IpAddr) -> (u8, [u32; 4]) {
+    let (family, bytes) = match a {
+        IpAddr::V4(a) => (4, a.octets().to_vec()),
+        IpAddr::V6(a) => (6, a.octets().to_vec()),
+    };
+    let mut w = [0u32; 4];
+    for (o, c) in w.iter_mut().zip(bytes.chunks(4)) {
+        *o = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    (family, w)
+}
+
+/// The inverse of [`ip_words`]; None for an unknown family.
+pub fn words_ip(family: u8, w: &[u32; 4]) -> Option<IpAddr> {
+    let b: Vec<u8> = w.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    match family {
+        4 => Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()),
+        6 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(&b[..]).ok()?).into()),
+        _ => None,
     }
 }
 

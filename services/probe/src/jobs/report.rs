@@ -8,6 +8,7 @@ use telegen_proto::v1 as pb;
 use super::model::Job;
 use super::Inner;
 use crate::attach::DIR_NAMES;
+use crate::filters::words_ip;
 use crate::maps::layout::{
     get_str, job_error_name, Counters, FlowKey, JobAux, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS,
     HIST_BUCKETS, TUNNEL_NAMES,
@@ -69,14 +70,8 @@ fn job_aux(inner: &Inner, job: &Job) -> Result<JobAux, MapError> {
 }
 
 fn addr(family: u8, words: &[u32; 4]) -> std::net::IpAddr {
-    let b: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    if family == 4 {
-        std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()
-    } else {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&b);
-        std::net::Ipv6Addr::from(a).into()
-    }
+    // The classifier keys only IPv4 and IPv6 packets.
+    words_ip(family, words).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
 }
 
 /// `src:port->dst:port/PROTO`, IPv6 addresses in brackets.
