@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 help:
 	@echo "make run    build (release) and run the probe on a demo veth pair (as root; placeholder mode otherwise)"
 	@echo "make test   build and run every test (needs root: network namespaces and BPF), test-vm included"
-	@echo "make test-vm  real ERSPAN v2 in a qemu VM (Debian 6.1 kernel; static musl probe); ~1-2 min"
+	@echo "make test-vm  the kernel matrix: real ERSPAN v2 in qemu VMs on Debian 5.10, 6.1, 6.12 (KERNELS=\"5.10 6.12\" picks)"
 	@echo "make build  cargo build --workspace --release"
 	@echo "make fmt    cargo fmt --all"
 	@echo "make lint   rustfmt check, clippy -D warnings, and cargo deny check (when cargo-deny is installed)"
@@ -61,10 +61,15 @@ test: deps
 	$(MAKE) --no-print-directory test-vm || rc=1; \
 	exit $$rc
 
-# Real ERSPAN v2: this kernel may have no ip_gre, so a Debian 6.1 kernel boots
-# under qemu TCG with the static (musl) probe and test driver inside
-# (integration-tests/vm/). Builds as the user, runs the VM as root (sudo).
-# First run downloads qemu/kernel (~30 s); then ~45 s plus the musl build.
+# The kernel matrix: real ERSPAN v2 on Debian's 5.10, 6.1 and 6.12 kernels
+# (SONiC's kernel lines and a TCX one), each booted under qemu TCG with the
+# static (musl) probe and test driver inside (integration-tests/vm/): as
+# root, without vmlinux BTF, forced tc on 6.12, and with only CAP_BPF,
+# CAP_PERFMON and CAP_NET_ADMIN on 5.10 and 6.1. KERNELS="5.10 6.12" picks
+# some. Builds once as the user, runs the VMs as root (sudo); prints a
+# kernel -> variant -> PASS/FAIL -> seconds table.
+KERNELS ?= 5.10 6.1 6.12
+export KERNELS
 test-vm:
 	@integration-tests/vm/test-erspan-vm.sh
 

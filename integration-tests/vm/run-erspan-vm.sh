@@ -35,6 +35,12 @@ shopt -s inherit_errexit   # keep `set -e` inside $(...) too
 WORK="${ERSPANVM_WORK:-/tmp/telegen-erspanvm}"          # all build artefacts live here
 FLAVOUR="${ERSPANVM_FLAVOUR:-cloud-amd64}"           # kernel flavour: cloud-amd64 | amd64
 KERNEL_PKG="${ERSPANVM_KERNEL_PKG:-}"                # pin, e.g. linux-image-6.1.0-56-cloud-amd64
+# Debian suite the guest kernel comes from (bullseye: 5.10, bookworm: 6.1,
+# trixie: 6.12). Set: a private apt configuration under $WORK/apt (the
+# archive URI read from the system's sources) resolves and fetches the
+# kernel, leaving the system's sources untouched. Empty: the system's apt.
+SUITE="${ERSPANVM_SUITE:-}"
+QEMU_ROOT="${ERSPANVM_QEMU_ROOT:-}"                  # where an unpacked qemu lives (default $WORK/qemu-root)
 TIMEOUT="${ERSPANVM_TIMEOUT:-300}"                   # seconds for the VM run
 MEM_MB="${ERSPANVM_MEM:-1024}"
 SMP="${ERSPANVM_SMP:-1}"
@@ -73,7 +79,8 @@ Options:
   --no-default-test   skip the built-in ERSPAN v2 test
   --modules 'M ...'   extra kernel modules to load in the guest
   --timeout SECONDS   bound for the VM run (default 300)
-Environment: ERSPANVM_WORK, ERSPANVM_FLAVOUR, ERSPANVM_KERNEL_PKG, ERSPANVM_TIMEOUT,
+Environment: ERSPANVM_WORK, ERSPANVM_FLAVOUR, ERSPANVM_KERNEL_PKG, ERSPANVM_SUITE,
+  ERSPANVM_QEMU_ROOT, ERSPANVM_TIMEOUT,
   ERSPANVM_MEM, ERSPANVM_SMP, ERSPANVM_ACCEL, ERSPANVM_CPU, ERSPANVM_FB_TUNNELS,
   ERSPANVM_EXTRA_MODULES, ERSPANVM_QEMU (auto | unpack)
 EOF
@@ -150,12 +157,63 @@ EOF
   fi
 }
 
+# The Debian archive URI the system's apt uses (deb822 sources first, then
+# the one-line format), for the private kernel sources.
+archive_uri() {
+  local f uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    # The first stanza that is not the security archive.
+    uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
+      !/debian-security/ { for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) {
+        sub(/^URIs:[ \t]*/, "", $i); split($i, u, " "); print u[1]; exit } }' "$f")
+    [ -z "$uri" ] || break
+  done
+  if [ -z "$uri" ]; then
+    uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+          awk '$1 == "deb" && !/security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }')
+  fi
+  [ -n "$uri" ] && echo "$uri"
+}
+
+# kernel_apt CMD ARGS...: apt-get/apt-cache for the guest kernel. With
+# SUITE set, through a private configuration under $WORK/apt (its own
+# sources list, lists and cache; the system's stay untouched).
+KAPT_UPDATED=0
+kernel_apt() {
+  if [ -z "$SUITE" ]; then "$@"; return; fi
+  local dir="$WORK/apt" uri
+  if [ ! -f "$dir/apt.conf" ]; then
+    uri=$(archive_uri) || die "cannot read the Debian archive URI from /etc/apt/sources*"
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $SUITE main" \
+      > "$dir/sources.list"
+    cat > "$dir/apt.conf" <<EOF
+Dir::Etc::sourcelist "$dir/sources.list";
+Dir::Etc::sourceparts "/dev/null";
+Dir::State::lists "$dir/lists/";
+Dir::Cache "$dir/cache/";
+APT::Sandbox::User "root";
+EOF
+  fi
+  APT_CONFIG="$dir/apt.conf" "$@"
+}
+
+kernel_apt_update() {
+  if [ -z "$SUITE" ]; then apt_update_once; return; fi
+  if [ "$KAPT_UPDATED" = 0 ]; then
+    log "apt-get update ($SUITE, private lists under $WORK/apt)"
+    kernel_apt apt-get update -qq || die "apt-get update for $SUITE failed"
+    KAPT_UPDATED=1
+  fi
+}
+
 # Name of the versioned kernel package behind linux-image-$FLAVOUR
 # (fails when the apt lists do not know it).
 resolve_kernel_pkg() {
   if [ -n "$KERNEL_PKG" ]; then echo "$KERNEL_PKG"; return 0; fi
   local pkg
-  pkg=$(apt-cache depends "linux-image-$FLAVOUR" 2>/dev/null |
+  pkg=$(kernel_apt apt-cache depends "linux-image-$FLAVOUR" 2>/dev/null |
         awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true)
   [ -n "$pkg" ] && echo "$pkg"
 }
@@ -174,7 +232,9 @@ cached_deb() {
 
 # download_debs PKG... -> paths of their .debs, fetched with `apt-get download`
 # into $WORK/debs (cached: a re-run needs no network). Fails, without dying,
-# when apt cannot get them (no or stale apt lists).
+# when apt cannot get them (no or stale apt lists). APT_RUN (e.g.
+# kernel_apt) wraps the apt-get call.
+APT_RUN=""
 download_debs() {
   local pkg missing=()
   mkdir -p "$WORK/debs" || return 1
@@ -182,7 +242,7 @@ download_debs() {
   for pkg in "$@"; do cached_deb "$pkg" >/dev/null || missing+=("${pkg%%:*}"); done
   if [ ${#missing[@]} -gt 0 ]; then
     log "apt-get download ${missing[*]}"
-    (cd "$WORK/debs" && apt-get download -qq "${missing[@]}" >/dev/null 2>&1) || return 1
+    (cd "$WORK/debs" && $APT_RUN apt-get download -qq "${missing[@]}" >/dev/null 2>&1) || return 1
   fi
   for pkg in "$@"; do cached_deb "$pkg" || return 1; done
 }
@@ -221,7 +281,7 @@ unpack_debs() {
 # Then (or with ERSPANVM_QEMU=unpack) qemu and the packages it lacks are
 # unpacked under $WORK and run from there, leaving the host as it was.
 ensure_qemu() {
-  local sim removes pkgs root="$WORK/qemu-root" list debs
+  local sim removes pkgs root="${QEMU_ROOT:-$WORK/qemu-root}" list debs
   QEMU=$(command -v qemu-system-x86_64 || true)
   if [ -n "$QEMU" ] && [ "$QEMU_MODE" != unpack ]; then return 0; fi
   if ! (set_unpacked_qemu "$root" && unpacked_qemu_ok); then  # none cached yet
@@ -271,10 +331,10 @@ unpacked_qemu_ok() { # are the unpacked qemu and its TCG module complete?
 
 # Sets KROOT (unpacked kernel package), KVER, VMLINUZ, KMODDIR.
 prepare_kernel() {
-  local pkg deb images
+  local pkg deb images APT_RUN=kernel_apt
   if ! pkg=$(resolve_kernel_pkg) || ! deb=$(download_debs "$pkg"); then
-    apt_update_once   # no apt lists yet, or stale ones (old kernels leave the mirror)
-    pkg=$(resolve_kernel_pkg) || die "cannot resolve linux-image-$FLAVOUR to a package"
+    kernel_apt_update   # no apt lists yet, or stale ones (old kernels leave the mirror)
+    pkg=$(resolve_kernel_pkg) || die "cannot resolve linux-image-$FLAVOUR${SUITE:+ in $SUITE} to a package"
     deb=$(download_debs "$pkg") || die "apt-get download $pkg failed"
   fi
   KROOT="$WORK/pkgs/$(basename "$deb" .deb)"
@@ -288,7 +348,7 @@ prepare_kernel() {
   [ -d "$KMODDIR" ] || die "no modules for $KVER in $pkg"
   # modules.dep is made by the package's postinst, which we never run.
   [ -s "$KMODDIR/modules.dep" ] || depmod -b "${KMODDIR%/lib/modules/*}" "$KVER"
-  log "kernel: $pkg ($KVER)"
+  log "kernel: $pkg ($KVER)${SUITE:+ from $SUITE}"
 }
 
 # --------------------------------------------------------- initramfs build ---

@@ -12,8 +12,18 @@
 //! creates erspan0 itself over rtnetlink. Known frames (IPv4/UDP, IPv6/TCP,
 //! ICMPv6, ARP) are sent on hostp; the job on erspan0 must count exactly
 //! those inner packets and bytes, per class. Stopping the job must remove
-//! the netdev the probe created. Prints `telegen-erspan-vm: PASS|FAIL: ...`
-//! lines; exits 0 only when every check passed.
+//! the netdev the probe created.
+//!
+//! The scenario runs once per variant, chosen by the guest's kernel (the
+//! kernel matrix, `make test-vm`): `root` (attach mode auto: TCX expected
+//! from 6.6, tc below), `root-tc` (6.6+: TELEGEN_ATTACH_MODE=tc), `no-btf`
+//! (an empty tmpfs over /sys/kernel/btf), `caps` (below 6.6, SONiC's
+//! kernels: uid 1000 with only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, and
+//! a 64 KiB soft RLIMIT_MEMLOCK the probe must raise itself on < 5.11) and
+//! `memlock-low` (< 5.11: a 64 KiB hard limit, which the probe must name).
+//! Prints `telegen-erspan-vm: ok|FAIL: ...` lines and one
+//! `VARIANT-RESULT: <name> PASS|FAIL <seconds>` line per variant; exits 0
+//! only when every check of every variant passed.
 
 use std::{
     collections::BTreeMap,
@@ -32,8 +42,97 @@ use tonic::transport::Channel;
 const IP: &str = "/sbin/ip";
 const TC: &str = "/sbin/tc";
 const KEY: &str = "100";
-const SOCKET: &str = "/run/telegen-vm/probe.sock";
 const PROBE_LOG: &str = "/tmp/telegen-probe.log";
+/// The unprivileged probe's user (no /etc/passwd entry needed).
+const PROBE_UID: u32 = 1000;
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+const KIB64: u64 = 64 * 1024;
+
+/// One run of the scenario: how the probe is started and what it must do.
+#[derive(Clone, Copy)]
+struct Variant {
+    name: &'static str,
+    /// TELEGEN_ATTACH_MODE, when forced.
+    attach: Option<&'static str>,
+    /// The attach mode the jobs must report.
+    expect_attach: &'static str,
+    /// An empty tmpfs over /sys/kernel/btf while the probe runs.
+    hide_btf: bool,
+    /// uid 1000 with only CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN.
+    unprivileged: bool,
+    /// RLIMIT_MEMLOCK (soft, hard) set before the probe starts.
+    memlock: Option<(u64, u64)>,
+}
+
+impl Variant {
+    fn socket(&self) -> String {
+        format!("/run/telegen-vm-{}/probe.sock", self.name)
+    }
+    fn pin_dir(&self) -> String {
+        format!("/sys/fs/bpf/telegen-{}", self.name)
+    }
+}
+
+/// (major, minor) of the running kernel.
+fn kernel_version() -> (u32, u32) {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = rel.trim().split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// The variants this kernel gets (module doc).
+fn variants(k: (u32, u32)) -> Vec<Variant> {
+    let tcx = k >= (6, 6);
+    let auto = if tcx { "tcx" } else { "tc" };
+    let root = Variant {
+        name: "root",
+        attach: None,
+        expect_attach: auto,
+        hide_btf: false,
+        unprivileged: false,
+        memlock: None,
+    };
+    let mut v = vec![root];
+    if tcx {
+        v.push(Variant {
+            name: "root-tc",
+            attach: Some("tc"),
+            expect_attach: "tc",
+            ..root
+        });
+    }
+    v.push(Variant {
+        name: "no-btf",
+        hide_btf: true,
+        ..root
+    });
+    if !tcx {
+        // Below 5.11 the probe must raise the soft limit to the hard one;
+        // from 5.11 a 64 KiB hard limit must not matter at all.
+        let memlock = if k < (5, 11) {
+            (KIB64, libc::RLIM_INFINITY)
+        } else {
+            (KIB64, KIB64)
+        };
+        v.push(Variant {
+            name: "caps",
+            unprivileged: true,
+            memlock: Some(memlock),
+            ..root
+        });
+    }
+    if k < (5, 11) {
+        v.push(Variant {
+            name: "memlock-low",
+            unprivileged: true,
+            memlock: Some((KIB64, KIB64)),
+            ..root
+        });
+    }
+    v
+}
 
 fn say(msg: &str) {
     println!("telegen-erspan-vm: {msg}");
@@ -121,12 +220,24 @@ fn setns(ns_path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// telegen-probe (beside this binary) in namespace col, erspan mode.
-fn spawn_probe() -> anyhow::Result<Child> {
+/// telegen-probe (beside this binary) in namespace col, erspan mode, as
+/// the variant says.
+fn spawn_probe(v: &Variant) -> anyhow::Result<Child> {
     let me = std::env::current_exe()?;
     let probe = me.with_file_name("telegen-probe");
     anyhow::ensure!(probe.exists(), "{} is missing", probe.display());
-    std::fs::create_dir_all(Path::new(SOCKET).parent().unwrap())?;
+    let sock = v.socket();
+    let sock_dir = Path::new(&sock).parent().unwrap();
+    std::fs::create_dir_all(sock_dir)?;
+    std::fs::create_dir_all(v.pin_dir())?;
+    if v.unprivileged {
+        // What an operator prepares for a non-root probe: its own socket
+        // and pin directories (bpffs itself is mounted by root).
+        std::os::unix::fs::chown(sock_dir, Some(PROBE_UID), Some(PROBE_UID))?;
+        std::os::unix::fs::chown(v.pin_dir(), Some(PROBE_UID), Some(PROBE_UID))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions("/sys/fs/bpf", std::fs::Permissions::from_mode(0o711))?;
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -135,7 +246,8 @@ fn spawn_probe() -> anyhow::Result<Child> {
     let mut cmd = Command::new(&probe);
     cmd.env_clear()
         .env("PATH", "/nonexistent") // it must need no tool
-        .env("TELEGEN_PROBE_ADDR", format!("unix:{SOCKET}"))
+        .env("TELEGEN_PROBE_ADDR", format!("unix:{sock}"))
+        .env("TELEGEN_BPF_PIN_DIR", v.pin_dir())
         .env("TELEGEN_MIRROR_MODE", "erspan")
         .env("TELEGEN_ERSPAN_LOCAL", "10.99.0.2")
         .env("TELEGEN_ERSPAN_REMOTE", "10.99.0.1")
@@ -144,12 +256,28 @@ fn spawn_probe() -> anyhow::Result<Child> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
+    if let Some(mode) = v.attach {
+        cmd.env("TELEGEN_ATTACH_MODE", mode);
+    }
     let fd = ns.as_raw_fd();
-    // SAFETY: only async-signal-safe setns between fork and exec.
+    let (unprivileged, memlock) = (v.unprivileged, v.memlock);
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some((soft, hard)) = memlock {
+                let r = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if unprivileged {
+                drop_to_caps(PROBE_UID, &[CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF])?;
             }
             Ok(())
         });
@@ -157,6 +285,118 @@ fn spawn_probe() -> anyhow::Result<Child> {
     let child = cmd.spawn()?;
     drop(ns);
     Ok(child)
+}
+
+/// Become `uid` keeping only `caps`, as ambient capabilities so that they
+/// survive exec (what systemd's User= + AmbientCapabilities= does). Runs
+/// between fork and exec: syscalls only.
+fn drop_to_caps(uid: u32, caps: &[u32]) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const PR_CAP_AMBIENT: libc::c_int = 47;
+    const PR_CAP_AMBIENT_RAISE: libc::c_ulong = 2;
+    let mask: u64 = caps.iter().fold(0, |m, c| m | (1u64 << c));
+    let half = |m: u32| Data {
+        effective: m,
+        permitted: m,
+        inheritable: m,
+    };
+    let data = [half(mask as u32), half((mask >> 32) as u32)];
+    let hdr = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let err = std::io::Error::last_os_error;
+    // SAFETY: plain syscalls on values that live across each call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0
+            || libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(uid, uid, uid) != 0
+            || libc::setresuid(uid, uid, uid) != 0
+        {
+            return Err(err());
+        }
+        if libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) != 0 {
+            return Err(err());
+        }
+        for &c in caps {
+            if libc::prctl(
+                PR_CAP_AMBIENT,
+                PR_CAP_AMBIENT_RAISE,
+                c as libc::c_ulong,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(err());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (uid, CapEff) of a running process, from /proc.
+fn proc_creds(pid: u32) -> (Option<u32>, Option<u64>) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let uid = field("Uid:").and_then(|v| v.split_whitespace().next()?.parse().ok());
+    let eff = field("CapEff:").and_then(|v| u64::from_str_radix(&v, 16).ok());
+    (uid, eff)
+}
+
+/// Mount an empty tmpfs over /sys/kernel/btf (a kernel without
+/// CONFIG_DEBUG_INFO_BTF, as far as any reader can tell); undone on drop.
+struct HiddenBtf;
+
+impl HiddenBtf {
+    fn new() -> anyhow::Result<Self> {
+        let c = |s: &str| std::ffi::CString::new(s).unwrap();
+        let (src, target, fstype) = (c("tmpfs"), c("/sys/kernel/btf"), c("tmpfs"));
+        // SAFETY: valid NUL-terminated strings; no data argument.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        anyhow::ensure!(
+            rc == 0,
+            "mounting a tmpfs over /sys/kernel/btf: {}",
+            std::io::Error::last_os_error()
+        );
+        anyhow::ensure!(
+            !Path::new("/sys/kernel/btf/vmlinux").exists(),
+            "/sys/kernel/btf/vmlinux still visible"
+        );
+        Ok(HiddenBtf)
+    }
+}
+
+impl Drop for HiddenBtf {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new("/sys/kernel/btf").unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
 }
 
 struct Checks {
@@ -187,7 +427,7 @@ async fn probe_up(client: &ProbeClient<Channel>) -> anyhow::Result<pb::Info> {
     .into_inner())
 }
 
-async fn scenario(checks: &mut Checks) -> anyhow::Result<()> {
+async fn scenario(checks: &mut Checks, v: &Variant) -> anyhow::Result<()> {
     let t0 = Instant::now();
     topology()?;
     say(&format!(
@@ -198,17 +438,47 @@ async fn scenario(checks: &mut Checks) -> anyhow::Result<()> {
         ip("-n col link show dev erspan0").is_err(),
         "no erspan0 in col before the probe",
     );
-    let mut probe = spawn_probe()?;
-    let client = ProbeClient::new(connect_probe(&ProbeAddr::Unix(SOCKET.into())));
-    let info = probe_up(&client).await?;
-    say(&format!(
-        "probe up ({:.1}s): kernel {}, datapath {} {}",
-        t0.elapsed().as_secs_f64(),
-        info.kernel,
-        info.datapath_enabled,
-        info.datapath_reason
-    ));
-    let result = jobs(checks, &client, &mut probe).await;
+    let _btf = if v.hide_btf {
+        Some(HiddenBtf::new()?)
+    } else {
+        None
+    };
+    if v.name == "memlock-low" {
+        return memlock_low(checks, v).await;
+    }
+    let mut probe = spawn_probe(v)?;
+    let client = ProbeClient::new(connect_probe(&ProbeAddr::Unix(v.socket().into())));
+    let result = async {
+        let info = probe_up(&client).await?;
+        say(&format!(
+            "probe up ({:.1}s): kernel {}, btf {}, datapath {} {}",
+            t0.elapsed().as_secs_f64(),
+            info.kernel,
+            info.btf,
+            info.datapath_enabled,
+            info.datapath_reason
+        ));
+        checks.check(
+            info.datapath_enabled,
+            &format!("the datapath loaded ({:?})", info.datapath_reason),
+        );
+        checks.check(
+            info.btf != v.hide_btf,
+            &format!("GetInfo btf {} (vmlinux BTF hidden: {})", info.btf, v.hide_btf),
+        );
+        if v.unprivileged {
+            let (uid, eff) = proc_creds(probe.id());
+            let want = [CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF]
+                .iter()
+                .fold(0u64, |m, c| m | (1 << c));
+            checks.check(
+                uid == Some(PROBE_UID) && eff == Some(want),
+                &format!("the probe runs as uid {uid:?} with CapEff {eff:x?} (want {PROBE_UID}, {want:#x}: BPF, PERFMON, NET_ADMIN)"),
+            );
+        }
+        jobs(checks, &client, &mut probe, v).await
+    }
+    .await;
     // No open connection to delay the probe's exit.
     drop(client);
     // SAFETY: signalling our own child.
@@ -217,10 +487,44 @@ async fn scenario(checks: &mut Checks) -> anyhow::Result<()> {
     result
 }
 
+/// Below 5.11 with a 64 KiB hard RLIMIT_MEMLOCK the probe cannot load; it
+/// must keep serving and say which limit to raise.
+async fn memlock_low(checks: &mut Checks, v: &Variant) -> anyhow::Result<()> {
+    let mut probe = spawn_probe(v)?;
+    let client = ProbeClient::new(connect_probe(&ProbeAddr::Unix(v.socket().into())));
+    let info = probe_up(&client).await;
+    drop(client);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(probe.id() as i32, libc::SIGTERM) };
+    let _ = probe.wait();
+    let info = info?;
+    checks.check(
+        !info.datapath_enabled
+            && info.datapath_reason.contains("RLIMIT_MEMLOCK")
+            && info.datapath_reason.contains("LimitMEMLOCK=infinity"),
+        &format!(
+            "with a 64 KiB hard memlock limit the datapath is off and says why: {:?}",
+            info.datapath_reason
+        ),
+    );
+    Ok(())
+}
+
+/// Undo a variant: namespaces (and so every netdev and tc filter in
+/// them), the probe's pins and socket directory.
+fn teardown(v: &Variant) {
+    for ns in ["h", "sw", "col"] {
+        let _ = ip(&format!("netns del {ns}"));
+    }
+    let _ = std::fs::remove_dir_all(v.pin_dir());
+    let _ = std::fs::remove_dir_all(Path::new(&v.socket()).parent().unwrap());
+}
+
 async fn jobs(
     checks: &mut Checks,
     client: &ProbeClient<Channel>,
     probe: &mut Child,
+    v: &Variant,
 ) -> anyhow::Result<()> {
     let mut c = client.clone();
     let job = c
@@ -242,10 +546,10 @@ async fn jobs(
         ),
     );
     checks.check(
-        job.interface == "erspan0" && job.attach_mode == "tc",
+        job.interface == "erspan0" && job.attach_mode == v.expect_attach,
         &format!(
-            "job counts on erspan0 via tc (interface {:?}, attach_mode {:?})",
-            job.interface, job.attach_mode
+            "job counts on erspan0 via {} (interface {:?}, attach_mode {:?})",
+            v.expect_attach, job.interface, job.attach_mode
         ),
     );
     // A second job on the same netdev with a filter and flows: the deep
@@ -403,7 +707,7 @@ async fn jobs(
     // the netdev is its own (the owner mark is on the device).
     probe.kill()?;
     probe.wait()?;
-    *probe = spawn_probe()?;
+    *probe = spawn_probe(v)?;
     probe_up(client).await?;
     let adopted = job_status(client, &job.job_id, "running").await;
     checks.check(
@@ -494,23 +798,44 @@ async fn jobs(
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let t0 = Instant::now();
-    let mut checks = Checks { failed: 0 };
-    if let Err(e) = scenario(&mut checks).await {
-        say(&format!("FAIL: {e:#}"));
-        checks.failed += 1;
-    }
-    if checks.failed > 0 {
-        let log = std::fs::read_to_string(PROBE_LOG).unwrap_or_default();
-        println!("--- probe log ---\n{log}--- end of probe log ---");
+    let k = kernel_version();
+    let only = std::env::args().nth(1);
+    let mut failed = 0;
+    for v in variants(k) {
+        if only.as_deref().is_some_and(|o| o != v.name) {
+            continue;
+        }
+        let tv = Instant::now();
         say(&format!(
-            "FAIL: {} check(s) failed ({:.1}s)",
-            checks.failed,
+            "=== variant {} (kernel {}.{}) ===",
+            v.name, k.0, k.1
+        ));
+        let _ = std::fs::remove_file(PROBE_LOG);
+        let mut checks = Checks { failed: 0 };
+        if let Err(e) = scenario(&mut checks, &v).await {
+            say(&format!("FAIL: {e:#}"));
+            checks.failed += 1;
+        }
+        teardown(&v);
+        let secs = tv.elapsed().as_secs_f64();
+        if checks.failed > 0 {
+            let log = std::fs::read_to_string(PROBE_LOG).unwrap_or_default();
+            println!("--- probe log ---\n{log}--- end of probe log ---");
+            say(&format!("FAIL: {} check(s) failed", checks.failed));
+            failed += 1;
+        }
+        let verdict = if checks.failed == 0 { "PASS" } else { "FAIL" };
+        println!("VARIANT-RESULT: {} {verdict} {secs:.1}", v.name);
+    }
+    if failed > 0 {
+        say(&format!(
+            "FAIL: {failed} variant(s) failed ({:.1}s)",
             t0.elapsed().as_secs_f64()
         ));
         std::process::exit(1);
     }
     say(&format!(
-        "PASS: a real ERSPAN v2 mirror counted exactly, per class ({:.1}s)",
+        "PASS: a real ERSPAN v2 mirror counted exactly, per class, in every variant ({:.1}s)",
         t0.elapsed().as_secs_f64()
     ));
 }

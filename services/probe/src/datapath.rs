@@ -66,6 +66,12 @@ pub enum DatapathError {
     Io(String),
     #[error("{0}")]
     Attach(String),
+    #[error("kernel {release} charges BPF maps to RLIMIT_MEMLOCK and creating them failed at its limit ({limit}): raise the hard limit (systemd LimitMEMLOCK=infinity, docker/podman --ulimit memlock=-1:-1) or grant CAP_SYS_RESOURCE; kernels 5.11+ need neither ({cause})")]
+    Memlock {
+        release: String,
+        limit: crate::rlimit::Memlock,
+        cause: String,
+    },
 }
 
 /// What the kernel offers, reported by GetInfo.
@@ -138,18 +144,43 @@ impl Datapath {
         fs::create_dir_all(cfg.pin_dir.join("links"))
             .map_err(|e| DatapathError::Io(format!("creating {}: {e}", cfg.pin_dir.display())))?;
         check_pinned_layout(&cfg.pin_dir)?;
+        let memlock = if crate::rlimit::kernel_charges_memlock() {
+            let m = crate::rlimit::raise()
+                .map_err(|e| DatapathError::Io(format!("getrlimit(RLIMIT_MEMLOCK): {e}")))?;
+            info!(memlock = %m, kernel = %kernel.release, "this kernel charges BPF maps to RLIMIT_MEMLOCK");
+            Some(m)
+        } else {
+            None
+        };
+        // A failed memlock charge is a bare EPERM: say which limit it was.
+        let memlock_err = |e: &(dyn std::error::Error + 'static)| match memlock {
+            Some(limit) if limit.soft.is_some() && crate::rlimit::is_eperm(e) => {
+                Some(DatapathError::Memlock {
+                    release: kernel.release.clone(),
+                    limit,
+                    cause: e.to_string(),
+                })
+            }
+            _ => None,
+        };
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&cfg.pin_dir)
-            .load(OBJECT)?;
+            .load(OBJECT)
+            .map_err(|e| memlock_err(&e).unwrap_or(DatapathError::Load(e)))?;
         for name in PROG_NAMES {
             let prog: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .ok_or_else(|| DatapathError::Io(format!("program {name} missing from object")))?
                 .try_into()
                 .map_err(|e| DatapathError::Program(name, e))?;
-            prog.load().map_err(|e| DatapathError::Program(name, e))?;
+            prog.load()
+                .map_err(|e| memlock_err(&e).unwrap_or(DatapathError::Program(name, e)))?;
         }
         let mut maps = Maps::take(&mut ebpf)?;
+        maps.pin_flow_tables(cfg.pin_dir.join("flows"))
+            .map_err(|e| {
+                DatapathError::Io(format!("creating {}/flows: {e}", cfg.pin_dir.display()))
+            })?;
         let mut meta = maps.meta()?;
         if meta.layout_version == 0 {
             meta = Meta {

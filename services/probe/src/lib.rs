@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod maps;
 pub mod mirror;
 pub mod netlink;
+pub mod rlimit;
 pub mod server;
 pub mod timefmt;
 pub mod validate;

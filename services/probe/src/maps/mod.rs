@@ -85,6 +85,8 @@ pub struct Maps {
     job_aux: PerCpuArray<MapData, JobAux>,
     /// ARRAY_OF_MAPS by job slot: the flows jobs' LRU tables (flows.rs).
     job_flows: Map,
+    /// Where the flow tables are pinned, one file per slot (flows.rs).
+    flow_pin_dir: Option<std::path::PathBuf>,
     ncpus: usize,
 }
 
@@ -124,8 +126,16 @@ impl Maps {
                 .ok_or_else(|| MapError::InvalidName {
                     name: "job_flows".into(),
                 })?,
+            flow_pin_dir: None,
             ncpus,
         })
+    }
+
+    /// Pin flow tables under `dir` from now on (created if missing).
+    pub fn pin_flow_tables(&mut self, dir: std::path::PathBuf) -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        self.flow_pin_dir = Some(dir);
+        Ok(())
     }
 
     pub fn global(&self) -> Result<ClassCounters, MapError> {
