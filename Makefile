@@ -14,7 +14,7 @@ help:
 	@echo "make test-vm  the kernel matrix: real ERSPAN v2 in qemu VMs on Debian 5.10, 6.1, 6.12 (KERNELS=\"5.10 6.12\" picks)"
 	@echo "make build  cargo build --workspace --release"
 	@echo "make fmt    cargo fmt --all"
-	@echo "make lint   rustfmt check, clippy -D warnings, and cargo deny check (when cargo-deny is installed)"
+	@echo "make lint   rustfmt check, clippy -D warnings, no import cycles, and cargo deny check (when cargo-deny is installed)"
 	@echo "make docker build the container images (static musl, FROM scratch) with docker or podman"
 	@echo "make test-compose  bring docker-compose.yml up with podman-compose, run the curl flow, tear down (as root)"
 	@echo "make bench  per-packet cost and throughput figures (target/release/telegen-bench, as root)"
@@ -82,6 +82,7 @@ fmt:
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 scripts/check-import-cycles.py services/*/src
 	@if $(CARGO) deny --version >/dev/null 2>&1; then \
 		echo "+ cargo deny check licenses bans sources"; \
 		$(CARGO) deny check licenses bans sources; \

@@ -110,7 +110,7 @@ static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct ver
 	skb->cb[4] = jobs[4] | (__u32)jobs[5] << 8 | (__u32)jobs[6] << 16 | (__u32)jobs[7] << 24;
 	bpf_tail_call(skb, &deep_progs, DEEP_PROG);
 	/* Only reached when the deep program is missing: jobs uncounted. */
-	count_error(ERR_JOB_SLOT);
+	count_error(ERR_DEEP_MISSING);
 }
 
 /* The jobs of a deep hook: the packet's facts once, then each job's filter,
@@ -144,7 +144,7 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 		__u32 slot = (slots >> (i * 8)) & 0xff;
 		struct job_filter *f = bpf_map_lookup_elem(&job_filters, &slot);
 		if (!f) {
-			count_error(ERR_JOB_SLOT);
+			count_error(ERR_FILTER_LOOKUP);
 			continue;
 		}
 		if (f->flags & F_MATCH && !filter_match(f, x))

@@ -47,7 +47,9 @@ enum telegen_err {
 	ERR_GLOBAL = 5,       /* global counter lookup failed */
 	ERR_TUNNEL_MALFORMED = 6, /* GRE/ERSPAN header truncated or of a wrong version: counted as the outer packet */
 	ERR_TUNNEL_UNKNOWN = 7,   /* GRE carrying something other than ERSPAN, Ethernet or IP: counted as the outer packet */
-	N_ERRORS = 8,
+	ERR_DEEP_MISSING = 8,     /* a deep hook's tail call found no telegen_deep: its jobs went uncounted */
+	ERR_FILTER_LOOKUP = 9,    /* a job slot without a job_filters entry on a deep hook: that job went uncounted */
+	N_ERRORS = 10,
 };
 
 /* How a tunnelled packet was counted (tunnel_percpu): by the packet inside,
@@ -160,10 +162,12 @@ struct flow_val {
 	__u64 bytes;
 };
 
-/* Errors counted per job (job_aux.err): enum telegen_err's parse errors,
- * plus the IPv4 header checksum, checked only on deep hooks. */
-#define ERR_IPV4_CSUM N_ERRORS
-#define N_JOB_ERRORS (N_ERRORS + 1)
+/* Errors counted per job (job_aux.err): enum telegen_err's packet parse
+ * errors (0-7: only those ever reach a job), plus the IPv4 header checksum,
+ * checked only on deep hooks. Fixed numbers: job_aux is pinned, and the
+ * errors about the agent's own maps (8, 9) are global only. */
+#define ERR_IPV4_CSUM 8
+#define N_JOB_ERRORS 9
 
 /* Per job, per CPU: its errors and its flow sampling state. */
 struct job_aux {

@@ -791,7 +791,7 @@ const FILTER_CASES: [FilterCase; 6] = [
 fn apply_filter_case(
     maps: &mut telegen_probe::maps::Maps,
     case: &FilterCase,
-    filter: &telegen_probe::filters::JobFilter,
+    filter: &telegen_probe::domain::JobFilter,
 ) -> Result<()> {
     let mut cfg = IfCfg {
         slot: 0,
@@ -803,7 +803,7 @@ fn apply_filter_case(
         let f = if filtered {
             filter.to_kernel(flows, rate)
         } else {
-            telegen_probe::filters::JobFilter::default().to_kernel(flows, rate)
+            telegen_probe::domain::JobFilter::default().to_kernel(flows, rate)
         };
         maps.prepare_job(slot as u32, &f, if flows { 1024 } else { 0 })
             .map_err(|e| anyhow!(e))?;
@@ -861,13 +861,15 @@ fn bench_filters(repeat: u32, rounds: usize) -> Result<String> {
     )?;
     // A filter the IPv4/UDP frame matches on every field it sets, so each
     // check runs: protocol, destination port list, destination prefix, DSCP.
-    let filter = telegen_probe::filters::parse(&pb::Filters {
-        ip_proto: vec!["udp".into(), "tcp".into()],
-        l4_dport: vec![53, 443, 5001],
-        dst_cidr: vec!["192.0.2.0/24".into(), "10.0.0.0/8".into()],
-        dscp: vec![0, 46],
-        ..Default::default()
-    })
+    let filter = telegen_probe::domain::filter::parse(&telegen_probe::rpc::convert::filter_spec(
+        pb::Filters {
+            ip_proto: vec!["udp".into(), "tcp".into()],
+            l4_dport: vec![53, 443, 5001],
+            dst_cidr: vec!["192.0.2.0/24".into(), "10.0.0.0/8".into()],
+            dscp: vec![0, 46],
+            ..Default::default()
+        },
+    ))
     .map_err(|e| anyhow!(e))?;
     let frame = frames()
         .into_iter()

@@ -3,12 +3,14 @@
 
 use std::{env, path::PathBuf};
 
+pub use telegen_common::ConfigError;
 use telegen_common::{ProbeAddr, DEFAULT_PROBE_ADDR};
 
-use crate::jobs::model::MirrorMode;
-use crate::maps::layout::MAX_JOB_SLOTS;
-use crate::mirror::erspan::ErspanSettings;
-use crate::mirror::sonic::SonicSettings;
+use crate::domain::limits::MAX_JOB_SLOTS;
+use crate::domain::MirrorMode;
+use crate::jobs::Settings;
+use crate::mirror::erspan::{ErspanSettings, Tos};
+use crate::mirror::sonic::{SonicSettings, DEFAULT_DSCP};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachPref {
@@ -37,13 +39,6 @@ pub struct Config {
     /// Entries of each flows job's kernel LRU flow table:
     /// TELEGEN_FLOW_TABLE_SIZE, default 1024.
     pub flow_table_size: u32,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {msg}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub msg: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -92,17 +87,16 @@ impl Config {
         };
         let mirror_mode = match var("TELEGEN_MIRROR_MODE") {
             None => MirrorMode::Erspan,
-            Some(v) => MirrorMode::parse(&v).map_err(|m| err("TELEGEN_MIRROR_MODE", m))?,
+            Some(v) => {
+                MirrorMode::parse(&v).map_err(|m| err("TELEGEN_MIRROR_MODE", m.to_string()))?
+            }
         };
         let erspan =
             ErspanSettings::from_vars(var, format!("telegen-sonic {}", pin_dir.display()))?;
         let sonic = SonicSettings::from_vars(var)?;
         let socket_gid = match var("TELEGEN_PROBE_SOCKET_GROUP") {
             None => None,
-            Some(g) => Some(
-                resolve_group(&g, "/etc/group")
-                    .map_err(|m| err("TELEGEN_PROBE_SOCKET_GROUP", m))?,
-            ),
+            Some(g) => Some(resolve_group(&g, "/etc/group")?),
         };
         let flow_table_size = match var("TELEGEN_FLOW_TABLE_SIZE") {
             None => 1024,
@@ -133,14 +127,41 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What the job core needs of it.
+    pub fn job_settings(&self) -> Settings {
+        let e = &self.erspan;
+        Settings {
+            max_jobs: self.max_jobs,
+            mirror_mode: self.mirror_mode,
+            erspan_name: e.name.clone(),
+            erspan_endpoints: e.endpoints(),
+            erspan_dev: e.dev.clone(),
+            // A session's DSCP: the tunnel's TOS without ECN, else SONiC's
+            // default; its TTL: the tunnel's, 0 (inherit) meaning 255.
+            session_dscp: match e.tos {
+                Tos::Value(t) => t >> 2,
+                Tos::Inherit => DEFAULT_DSCP,
+            },
+            session_ttl: if e.ttl == 0 { 255 } else { e.ttl },
+            flow_table_size: self.flow_table_size,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+        }
+    }
+}
+
 /// A group name or numeric gid, resolved through the group file (no NSS: the
 /// probe runs in a minimal container where /etc/group is what there is).
-fn resolve_group(g: &str, group_file: &str) -> Result<u32, String> {
+fn resolve_group(g: &str, group_file: &str) -> Result<u32, ConfigError> {
+    let err = |msg: String| ConfigError::new("TELEGEN_PROBE_SOCKET_GROUP", msg);
     if let Ok(gid) = g.parse::<u32>() {
         return Ok(gid);
     }
-    let text = std::fs::read_to_string(group_file)
-        .map_err(|e| format!("{g:?} is not a gid and {group_file} is unreadable: {e}"))?;
+    let text = std::fs::read_to_string(group_file).map_err(|e| {
+        err(format!(
+            "{g:?} is not a gid and {group_file} is unreadable: {e}"
+        ))
+    })?;
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(':');
@@ -149,7 +170,7 @@ fn resolve_group(g: &str, group_file: &str) -> Result<u32, String> {
             (name == g).then_some(gid)
         })
         .next()
-        .ok_or_else(|| format!("no group named {g:?} in {group_file}"))
+        .ok_or_else(|| err(format!("no group named {g:?} in {group_file}")))
 }
 
 #[cfg(test)]
@@ -161,11 +182,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("telegen-group-{}", std::process::id()));
         std::fs::write(&dir, "root:x:0:\ntelegen:x:997:gw\n").unwrap();
         let f = dir.to_str().unwrap();
-        assert_eq!(resolve_group("997", f), Ok(997));
-        assert_eq!(resolve_group("telegen", f), Ok(997));
-        assert!(resolve_group("nope", f)
-            .unwrap_err()
-            .contains("no group named"));
+        assert_eq!(resolve_group("997", f).ok(), Some(997));
+        assert_eq!(resolve_group("telegen", f).ok(), Some(997));
+        let e = resolve_group("nope", f).unwrap_err();
+        assert_eq!(e.var, "TELEGEN_PROBE_SOCKET_GROUP");
+        assert!(e.msg.contains("no group named"));
         std::fs::remove_file(&dir).unwrap();
     }
 }

@@ -1,17 +1,19 @@
 //! telegen-probe: the privileged half of telegen-sonic. It loads the tc
 //! classifier once, attaches it per job, keeps job state in pinned maps so a
 //! restart adopts everything, and serves the `telegen.v1.Probe` gRPC API.
+//!
+//! Rooms: `domain` (jobs, requests, results: no I/O), `jobs` (the core over
+//! ports), `kernel` (BPF datapath, maps, netlink), `mirror` (erspan netdev,
+//! SONiC sessions), `rpc` (gRPC), `assemble` (the real ports, wired).
 
-pub mod api;
-pub mod attach;
+pub mod assemble;
 pub mod config;
-pub mod datapath;
-pub mod filters;
+pub mod domain;
 pub mod jobs;
-pub mod maps;
+pub mod kernel;
 pub mod mirror;
-pub mod netlink;
-pub mod rlimit;
-pub mod server;
+pub mod rpc;
 pub mod timefmt;
-pub mod validate;
+
+// Paths the bench and the integration tests use.
+pub use kernel::{datapath, maps};

@@ -1,6 +1,6 @@
 use clap::Parser;
 use telegen_common::{shutdown_signal, BuildInfo};
-use telegen_probe::{config::Config, jobs, server};
+use telegen_probe::{assemble::assemble, config::Config, jobs, rpc};
 use tracing::{info, warn};
 
 /// telegen-probe: loads the telegen-sonic classifier, runs jobs, serves gRPC.
@@ -15,15 +15,20 @@ async fn main() -> anyhow::Result<()> {
     Cli::parse();
     telegen_common::init_logging("telegen-probe");
     let cfg = Config::from_env()?;
-    let mgr = jobs::JobManager::new(cfg).await?;
-    if !mgr.datapath_enabled() {
-        info!(reason = %mgr.dp_reason, "datapath off: the API works, jobs run in placeholder mode");
+    let probe = assemble(cfg).await?;
+    if let jobs::DatapathStatus::Off(reason) = probe.mgr.datapath() {
+        info!(%reason, "datapath off: the API works, jobs run in placeholder mode");
     }
-    tokio::spawn(jobs::expiry_loop(mgr.clone()));
+    tokio::spawn(jobs::expiry_loop(probe.mgr.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut serving = tokio::spawn(server::serve(mgr, async move {
-        let _ = stop_rx.await;
-    }));
+    let mut serving = tokio::spawn(rpc::serve(
+        probe.mgr,
+        probe.info,
+        probe.listen,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     tokio::select! {
         r = &mut serving => r??,
         _ = shutdown_signal() => {

@@ -1,49 +1,44 @@
 //! Reconciliation: make the attachments and the classifier config of one
-//! interface match the jobs that want it. Used by start, stop, expiry and
-//! restart adoption alike, so there is one path that attaches and detaches.
+//! interface match the job slots that want it. Start, stop, expiry and
+//! restart adoption all come here, so there is one path that attaches and
+//! detaches. The interface records (`ifaces`) are the kernel side's own.
 
 use tracing::{info, warn};
 
-use super::{Inner, JobManager};
-use crate::attach::{AttachMode, DIR_NAMES};
-use crate::maps::layout::{put_str, HookRec, IfCfg, IfaceRec, MAX_JOBS_PER_HOOK, PROG_GENERATION};
+use super::maps::layout::{put_str, HookRec, IfCfg, IfaceRec, PROG_GENERATION};
+use super::records::{attach_code, attach_from_code};
+use super::LiveKernel;
+use crate::domain::{AttachMode, DIR_NAMES};
+use crate::jobs::ports::{HookWant, KernelError};
 use crate::timefmt::now_ns;
 
-impl JobManager {
+fn netlink(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> KernelError {
+    move |e| KernelError::Netlink {
+        what,
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+fn map(what: &'static str) -> impl FnOnce(aya::maps::MapError) -> KernelError {
+    move |source| KernelError::Map { what, source }
+}
+
+impl LiveKernel {
     /// Returns the attach mode in use on the interface, None when nothing
-    /// is attached (no job wants it, or no datapath).
-    pub(super) async fn reconcile(
-        &self,
-        inner: &mut Inner,
+    /// is attached (no job wants it).
+    pub(super) async fn reconcile_hooks(
+        &mut self,
         ifindex: u32,
-    ) -> Result<Option<AttachMode>, String> {
-        if inner.dp.is_none() {
-            return Ok(None);
-        }
-        let mut want: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-        let mut deep = 0u8;
-        for job in inner
-            .jobs
-            .iter()
-            .flatten()
-            .filter(|j| j.ifindex == ifindex && j.wants_attachment())
-        {
-            for (dir, slots) in want.iter_mut().enumerate() {
-                if job.hook_direction().has(dir) && slots.len() < MAX_JOBS_PER_HOOK {
-                    slots.push(job.slot as u8);
-                    if job.is_deep() {
-                        deep |= 1 << dir;
-                    }
-                }
-            }
-        }
-        let existing = inner
+        want: &HookWant,
+    ) -> Result<Option<AttachMode>, KernelError> {
+        let deep = want.deep;
+        let existing = self
             .ifaces
             .iter()
             .position(|r| r.used != 0 && r.ifindex == ifindex);
-        if want.iter().all(Vec::is_empty) {
+        if want.is_empty() {
             if let Some(s) = existing {
-                self.release_iface(inner, s).await;
+                self.release_iface(s).await;
             }
             return Ok(None);
         }
@@ -51,54 +46,47 @@ impl JobManager {
             .netlink
             .ifname(ifindex)
             .await
-            .map_err(|e| format!("interface lookup: {e}"))?
-            .ok_or_else(|| format!("interface {ifindex} disappeared"))?;
+            .map_err(netlink("interface lookup"))?
+            .ok_or(KernelError::InterfaceGone(ifindex))?;
         let mut first_prio = [None, None];
-        if inner
-            .dp
-            .as_ref()
-            .is_some_and(|dp| dp.mode == AttachMode::Tc)
-        {
+        if self.dp.mode == AttachMode::Tc {
             for (dir, prio) in first_prio.iter_mut().enumerate() {
                 *prio = self
                     .netlink
                     .first_filter_prio(ifindex, dir)
                     .await
-                    .map_err(|e| format!("listing tc filters: {e}"))?;
+                    .map_err(netlink("listing tc filters"))?;
             }
         }
-        let dp = inner.dp.as_mut().expect("checked above");
         // A hook adopted from a probe before filters runs a classifier that
         // ignores them: a filtered job there would count everything.
-        if let Some(rec) = existing.map(|s| inner.ifaces[s]) {
+        if let Some(rec) = existing.map(|s| self.ifaces[s]) {
             for (dir, (h, dir_name)) in rec.hook.iter().zip(DIR_NAMES).enumerate() {
                 if deep & (1 << dir) != 0 && h.attached != 0 && h.generation < PROG_GENERATION {
-                    return Err(format!(
-                        "the classifier on {name} {dir_name} was attached by an older probe that cannot filter or track flows; stop the jobs on this interface first, so it is re-attached"
-                    ));
+                    return Err(KernelError::OldClassifier {
+                        iface: name,
+                        dir: dir_name,
+                    });
                 }
             }
         }
+        let dp = &mut self.dp;
         if deep != 0 {
-            dp.ensure_deep().map_err(|e| {
-                format!(
-                    "loading the filter and flow program: {}",
-                    crate::datapath::brief(&e.to_string())
-                )
-            })?;
+            dp.ensure_deep()
+                .map_err(|e| KernelError::DeepProgram(super::datapath::brief(&e.to_string())))?;
         }
         let s = match existing {
             Some(s) => s,
             None => {
-                let s = inner
+                let s = self
                     .ifaces
                     .iter()
                     .position(|r| r.used == 0)
-                    .ok_or("all interface slots are in use")?;
+                    .ok_or(KernelError::NoInterfaceSlot)?;
                 dp.maps
                     .reset_iface(s as u32, ifindex)
-                    .map_err(|e| format!("resetting interface counters: {e}"))?;
-                inner.ifaces[s] = IfaceRec {
+                    .map_err(map("resetting interface counters"))?;
+                self.ifaces[s] = IfaceRec {
                     ifindex,
                     used: 1,
                     name: put_str(&name),
@@ -115,16 +103,16 @@ impl JobManager {
             deep,
             ..Default::default()
         };
-        for (dir, slots) in want.iter().enumerate() {
+        for (dir, slots) in want.slots.iter().enumerate() {
             cfg.njobs[dir] = slots.len() as u8;
             cfg.jobs[dir][..slots.len()].copy_from_slice(slots);
         }
         dp.maps
             .set_ifcfg(ifindex, &cfg)
-            .map_err(|e| format!("writing interface config: {e}"))?;
-        let mut rec = inner.ifaces[s];
+            .map_err(map("writing interface config"))?;
+        let mut rec = self.ifaces[s];
         let mut result = Ok(());
-        for (dir, slots) in want.iter().enumerate() {
+        for (dir, slots) in want.slots.iter().enumerate() {
             let attached = rec.hook[dir].attached != 0;
             if !slots.is_empty() && !attached {
                 match dp.attach_hook(&name, ifindex, dir, first_prio[dir]) {
@@ -133,12 +121,13 @@ impl JobManager {
                         rec.created_qdisc |= a.created_qdisc as u8;
                     }
                     Err(e) => {
-                        result = Err(e);
+                        result = Err(KernelError::Attach(e.to_string()));
                         break;
                     }
                 }
             } else if slots.is_empty() && attached {
-                dp.detach_hook(&name, ifindex, dir, &rec.hook[dir])?;
+                dp.detach_hook(&name, ifindex, dir, &rec.hook[dir])
+                    .map_err(|e| KernelError::Attach(e.to_string()))?;
                 rec.hook[dir] = HookRec::default();
             }
             // Recorded after each step, so a crash leaves no unrecorded hook.
@@ -146,16 +135,16 @@ impl JobManager {
                 warn!(ifindex, error = %e, "persisting attachment record");
             }
         }
-        inner.ifaces[s] = rec;
+        self.ifaces[s] = rec;
         result?;
-        Ok(rec.hook.iter().find_map(|h| AttachMode::from_code(h.mode)))
+        Ok(rec.hook.iter().find_map(|h| attach_from_code(h.mode)))
     }
 
     /// Detach every hook of interface slot `s`, clear its config, and remove
     /// the clsact qdisc only when we created it and no filter is left on it.
-    async fn release_iface(&self, inner: &mut Inner, s: usize) {
-        let mut rec = inner.ifaces[s];
-        let dp = inner.dp.as_mut().expect("caller checked");
+    async fn release_iface(&mut self, s: usize) {
+        let mut rec = self.ifaces[s];
+        let dp = &mut self.dp;
         let name = self.netlink.ifname(rec.ifindex).await.ok().flatten();
         let ifindex = rec.ifindex;
         for (dir, hook) in rec.hook.iter_mut().enumerate() {
@@ -166,7 +155,7 @@ impl JobManager {
                 if let Err(e) = dp.detach_hook(name, ifindex, dir, hook) {
                     warn!(ifindex, dir = DIR_NAMES[dir], error = %e, "detach");
                 }
-            } else if AttachMode::from_code(hook.mode) == Some(AttachMode::Tcx) {
+            } else if attach_from_code(hook.mode) == Some(AttachMode::Tcx) {
                 // Interface gone: its TCX link is defunct; drop our pin.
                 let _ = std::fs::remove_file(dp.link_pin(ifindex, dir));
             }
@@ -195,21 +184,22 @@ impl JobManager {
         if let Err(e) = dp.maps.set_iface_rec(s as u32, &rec) {
             warn!(error = %e, "persisting attachment record");
         }
-        inner.ifaces[s] = rec;
+        self.ifaces[s] = rec;
     }
 
     /// TCX link pins under links/ that no record mentions are ours (only the
     /// probe writes there) and orphaned by a crash mid-attach: unpin them.
-    pub(super) fn remove_unrecorded_links(&self, inner: &Inner) {
-        let Some(dp) = inner.dp.as_ref() else { return };
+    pub(super) fn unpin_unrecorded_links(&self) {
+        let dp = &self.dp;
         let Ok(entries) = std::fs::read_dir(dp.pin_dir.join("links")) else {
             return;
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let recorded = inner.ifaces.iter().filter(|r| r.used != 0).any(|r| {
+            let recorded = self.ifaces.iter().filter(|r| r.used != 0).any(|r| {
                 (0..2).any(|d| {
-                    r.hook[d].mode == AttachMode::Tcx as u8 && dp.link_pin(r.ifindex, d) == path
+                    r.hook[d].mode == attach_code(AttachMode::Tcx)
+                        && dp.link_pin(r.ifindex, d) == path
                 })
             });
             if !recorded {

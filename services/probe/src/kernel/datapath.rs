@@ -12,14 +12,14 @@ use std::{
 use aya::{
     maps::{MapInfo, ProgramArray},
     programs::SchedClassifier,
-    util::KernelVersion,
     Ebpf, EbpfLoader,
 };
 use tracing::{info, warn};
 
-use crate::attach::AttachMode;
-use crate::config::{AttachPref, Config};
-use crate::maps::{layout::*, Maps, PINNED_MAPS};
+pub use super::info::{KernelInfo, TcxUnsupported};
+use super::maps::{layout::*, Maps, PINNED_MAPS};
+use crate::config::Config;
+use crate::domain::AttachMode;
 use crate::timefmt::now_ns;
 
 /// The classifier object, compiled by build.rs from ebpf/.
@@ -64,65 +64,14 @@ pub enum DatapathError {
     Maps(#[from] aya::maps::MapError),
     #[error("{0}")]
     Io(String),
-    #[error("{0}")]
-    Attach(String),
+    #[error(transparent)]
+    Attach(#[from] TcxUnsupported),
     #[error("kernel {release} charges BPF maps to RLIMIT_MEMLOCK and creating them failed at its limit ({limit}): raise the hard limit (systemd LimitMEMLOCK=infinity, docker/podman --ulimit memlock=-1:-1) or grant CAP_SYS_RESOURCE; kernels 5.11+ need neither ({cause})")]
     Memlock {
         release: String,
-        limit: crate::rlimit::Memlock,
+        limit: super::rlimit::Memlock,
         cause: String,
     },
-}
-
-/// What the kernel offers, reported by GetInfo.
-#[derive(Debug, Clone)]
-pub struct KernelInfo {
-    pub release: String,
-    pub btf: bool,
-    pub tcx: bool,
-}
-
-impl KernelInfo {
-    pub fn probe() -> Self {
-        // SAFETY: uname fills the struct it is given.
-        let release = unsafe {
-            let mut u: libc::utsname = std::mem::zeroed();
-            if libc::uname(&mut u) == 0 {
-                std::ffi::CStr::from_ptr(u.release.as_ptr())
-                    .to_string_lossy()
-                    .into_owned()
-            } else {
-                String::from("unknown")
-            }
-        };
-        let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-        KernelInfo {
-            release,
-            btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
-            tcx,
-        }
-    }
-
-    pub fn attach_modes(&self) -> Vec<&'static str> {
-        if self.tcx {
-            vec!["tcx", "tc"]
-        } else {
-            vec!["tc"]
-        }
-    }
-
-    pub fn resolve(&self, pref: AttachPref) -> Result<AttachMode, String> {
-        match pref {
-            AttachPref::Tc => Ok(AttachMode::Tc),
-            AttachPref::Auto if self.tcx => Ok(AttachMode::Tcx),
-            AttachPref::Auto => Ok(AttachMode::Tc),
-            AttachPref::Tcx if self.tcx => Ok(AttachMode::Tcx),
-            AttachPref::Tcx => Err(format!(
-                "TELEGEN_ATTACH_MODE=tcx needs kernel 6.6 or later; this is {}",
-                self.release
-            )),
-        }
-    }
 }
 
 pub struct Datapath {
@@ -138,14 +87,14 @@ pub struct Datapath {
 
 impl Datapath {
     pub fn open(cfg: &Config, kernel: &KernelInfo) -> Result<Self, DatapathError> {
-        let mode = kernel.resolve(cfg.attach).map_err(DatapathError::Attach)?;
+        let mode = kernel.resolve(cfg.attach)?;
         check_capabilities()?;
         ensure_bpffs(&cfg.pin_dir)?;
         fs::create_dir_all(cfg.pin_dir.join("links"))
             .map_err(|e| DatapathError::Io(format!("creating {}: {e}", cfg.pin_dir.display())))?;
         check_pinned_layout(&cfg.pin_dir)?;
-        let memlock = if crate::rlimit::kernel_charges_memlock() {
-            let m = crate::rlimit::raise()
+        let memlock = if super::rlimit::kernel_charges_memlock() {
+            let m = super::rlimit::raise()
                 .map_err(|e| DatapathError::Io(format!("getrlimit(RLIMIT_MEMLOCK): {e}")))?;
             info!(memlock = %m, kernel = %kernel.release, "this kernel charges BPF maps to RLIMIT_MEMLOCK");
             Some(m)
@@ -154,7 +103,7 @@ impl Datapath {
         };
         // A failed memlock charge is a bare EPERM: say which limit it was.
         let memlock_err = |e: &(dyn std::error::Error + 'static)| match memlock {
-            Some(limit) if limit.soft.is_some() && crate::rlimit::is_eperm(e) => {
+            Some(limit) if limit.soft.is_some() && super::rlimit::is_eperm(e) => {
                 Some(DatapathError::Memlock {
                     release: kernel.release.clone(),
                     limit,
@@ -356,6 +305,12 @@ fn check_capabilities() -> Result<(), DatapathError> {
     )))
 }
 
+/// Pinned maps that hold only counters of the agent's own health, no job
+/// state: one of another layout (an older probe's) is replaced, its counts
+/// restart, rather than refused. A hook attached by the older probe keeps
+/// counting into the old map until it is re-attached.
+const REPLACEABLE: [&str; 1] = ["errors_percpu"];
+
 /// aya reuses pinned maps without checking their layout: check it here.
 fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
     for (name, ekey, evalue, eentries) in PINNED_MAPS {
@@ -365,6 +320,12 @@ fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
         }
         let info = MapInfo::from_pin(&path)?;
         let (key, value, entries) = (info.key_size(), info.value_size(), info.max_entries());
+        if (key, value, entries) != (ekey, evalue, eentries) && REPLACEABLE.contains(&name) {
+            warn!(path = %path.display(), entries, expected = eentries, "replacing a pinned counter map of another layout; its counts restart");
+            fs::remove_file(&path)
+                .map_err(|e| DatapathError::Io(format!("removing {}: {e}", path.display())))?;
+            continue;
+        }
         if (key, value, entries) != (ekey, evalue, eentries) {
             return Err(DatapathError::Layout {
                 path: path.display().to_string(),

@@ -1,22 +1,30 @@
 //! Job filters (SPEC section 2, issue 7): parsed and validated into typed
 //! values, so a bad filter gets a clear INVALID_ARGUMENT before anything is
-//! attached; converted to the classifier's `struct job_filter` (which is
-//! also how they survive a probe restart) and back, and echoed normalised.
+//! attached, and echoed normalised. The classifier's form
+//! (`struct job_filter`) is kernel::records' business.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use telegen_proto::v1 as pb;
-
-use crate::maps::layout::{
-    KCidr, KJobFilter, FILTER_MAX_CIDRS, FILTER_MAX_PORTS, F_DPORT, F_DSCP, F_DST, F_FLOWS,
-    F_PROTO, F_SPORT, F_SRC, F_VLAN,
-};
-
-/// Bounds that keep the kernel-side match loops short and verifiable.
+/// Bounds that keep the kernel-side match loops short and verifiable (the
+/// classifier's arrays are sized from the same numbers: kernel::maps::layout
+/// asserts it).
 pub const MAX_PROTOS: usize = 8;
 pub const MAX_PORTS: usize = 8;
 pub const MAX_CIDRS: usize = 4;
 pub const MAX_DSCP: usize = 8;
+
+/// A filter as requested, before validation: the request's own shapes
+/// (protocol names or numbers, CIDR strings, numbers unchecked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterSpec {
+    pub ip_proto: Vec<String>,
+    pub l4_sport: Vec<u32>,
+    pub l4_dport: Vec<u32>,
+    pub src_cidr: Vec<String>,
+    pub dst_cidr: Vec<String>,
+    pub dscp: Vec<u32>,
+    pub vlan: Option<u32>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cidr {
@@ -43,100 +51,9 @@ impl JobFilter {
 }
 
 impl JobFilter {
-    /// The classifier's form. `flows`/`sample_rate` ride along: they are
-    /// per-job settings the same loop needs.
-    pub fn to_kernel(&self, flows: bool, sample_rate: u32) -> KJobFilter {
-        let mut k = KJobFilter {
-            sample_rate,
-            ..Default::default()
-        };
-        if flows {
-            k.flags |= F_FLOWS;
-        }
-        if !self.ip_proto.is_empty() {
-            k.flags |= F_PROTO;
-            for p in &self.ip_proto {
-                k.proto_mask[usize::from(*p >> 6)] |= 1u64 << (p & 63);
-            }
-        }
-        if !self.dscp.is_empty() {
-            k.flags |= F_DSCP;
-            for d in &self.dscp {
-                k.dscp_mask |= 1u64 << (d & 63);
-            }
-        }
-        let ports = |list: &[u16], out: &mut [u16; FILTER_MAX_PORTS]| {
-            let n = list.len().min(FILTER_MAX_PORTS);
-            out[..n].copy_from_slice(&list[..n]);
-            n as u8
-        };
-        if !self.l4_sport.is_empty() {
-            k.flags |= F_SPORT;
-            k.nsport = ports(&self.l4_sport, &mut k.sport);
-        }
-        if !self.l4_dport.is_empty() {
-            k.flags |= F_DPORT;
-            k.ndport = ports(&self.l4_dport, &mut k.dport);
-        }
-        let cidrs = |list: &[Cidr], out: &mut [KCidr; FILTER_MAX_CIDRS]| {
-            for (c, o) in list.iter().zip(out.iter_mut()) {
-                *o = c.to_kernel();
-            }
-            list.len().min(FILTER_MAX_CIDRS) as u8
-        };
-        if !self.src_cidr.is_empty() {
-            k.flags |= F_SRC;
-            k.nsrc = cidrs(&self.src_cidr, &mut k.src);
-        }
-        if !self.dst_cidr.is_empty() {
-            k.flags |= F_DST;
-            k.ndst = cidrs(&self.dst_cidr, &mut k.dst);
-        }
-        if let Some(v) = self.vlan {
-            k.flags |= F_VLAN;
-            k.vlan = v;
-        }
-        k
-    }
-
-    /// Back from the pinned kernel form (after a restart). Lists come back
-    /// sorted where the kernel keeps a bit set (protocols, DSCP).
-    pub fn from_kernel(k: &KJobFilter) -> JobFilter {
-        let bits = |words: &[u64]| -> Vec<u8> {
-            (0..words.len() * 64)
-                .filter(|i| words[i / 64] & (1u64 << (i % 64)) != 0)
-                .map(|i| i as u8)
-                .collect()
-        };
-        let n = |v: u8, max: usize| usize::from(v).min(max);
-        JobFilter {
-            ip_proto: if k.flags & F_PROTO != 0 {
-                bits(&k.proto_mask)
-            } else {
-                Vec::new()
-            },
-            l4_sport: k.sport[..n(k.nsport, FILTER_MAX_PORTS)].to_vec(),
-            l4_dport: k.dport[..n(k.ndport, FILTER_MAX_PORTS)].to_vec(),
-            src_cidr: k.src[..n(k.nsrc, FILTER_MAX_CIDRS)]
-                .iter()
-                .filter_map(Cidr::from_kernel)
-                .collect(),
-            dst_cidr: k.dst[..n(k.ndst, FILTER_MAX_CIDRS)]
-                .iter()
-                .filter_map(Cidr::from_kernel)
-                .collect(),
-            dscp: if k.flags & F_DSCP != 0 {
-                bits(&[k.dscp_mask])
-            } else {
-                Vec::new()
-            },
-            vlan: (k.flags & F_VLAN != 0).then_some(k.vlan),
-        }
-    }
-
-    /// The normalised echo in Job.filters.
-    pub fn to_proto(&self) -> pb::Filters {
-        pb::Filters {
+    /// The normalised echo in a job's `filters`.
+    pub fn to_spec(&self) -> FilterSpec {
+        FilterSpec {
             ip_proto: self.ip_proto.iter().map(|p| proto_name(*p)).collect(),
             l4_sport: self.l4_sport.iter().map(|p| u32::from(*p)).collect(),
             l4_dport: self.l4_dport.iter().map(|p| u32::from(*p)).collect(),
@@ -159,51 +76,6 @@ pub fn proto_name(p: u8) -> String {
         58 => "icmp6".into(),
         132 => "sctp".into(),
         n => n.to_string(),
-    }
-}
-
-impl Cidr {
-    fn to_kernel(&self) -> KCidr {
-        let (family, addr) = ip_words(self.addr);
-        let (_, mask) = ip_words(mask(self.addr, self.prefix, true));
-        KCidr {
-            addr,
-            mask,
-            family,
-            pad: [0; 3],
-        }
-    }
-
-    fn from_kernel(k: &KCidr) -> Option<Cidr> {
-        let prefix: u32 = k.mask.iter().map(|w| w.count_ones()).sum();
-        Some(Cidr {
-            addr: words_ip(k.family, &k.addr)?,
-            prefix: prefix as u8,
-        })
-    }
-}
-
-/// An address as the classifier holds it: family 4 or 6 and four words in
-/// network order (IPv4 in the first).
-pub fn ip_words(a: IpAddr) -> (u8, [u32; 4]) {
-    let (family, bytes) = match a {
-        IpAddr::V4(a) => (4, a.octets().to_vec()),
-        IpAddr::V6(a) => (6, a.octets().to_vec()),
-    };
-    let mut w = [0u32; 4];
-    for (o, c) in w.iter_mut().zip(bytes.chunks(4)) {
-        *o = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
-    }
-    (family, w)
-}
-
-/// The inverse of [`ip_words`]; None for an unknown family.
-pub fn words_ip(family: u8, w: &[u32; 4]) -> Option<IpAddr> {
-    let b: Vec<u8> = w.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    match family {
-        4 => Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()),
-        6 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(&b[..]).ok()?).into()),
-        _ => None,
     }
 }
 
@@ -302,7 +174,7 @@ fn cidr(field: &'static str, s: &str) -> Result<Cidr, FilterError> {
 }
 
 /// `addr` with its host bits cleared, or (`just_mask`) the netmask itself.
-fn mask(addr: IpAddr, prefix: u8, just_mask: bool) -> IpAddr {
+pub(crate) fn mask(addr: IpAddr, prefix: u8, just_mask: bool) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
@@ -325,7 +197,7 @@ fn set<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
+pub fn parse(f: &FilterSpec) -> Result<JobFilter, FilterError> {
     at_most("ip_proto", &f.ip_proto, MAX_PROTOS)?;
     at_most("l4_sport", &f.l4_sport, MAX_PORTS)?;
     at_most("l4_dport", &f.l4_dport, MAX_PORTS)?;
@@ -386,13 +258,13 @@ pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
 mod tests {
     use super::*;
 
-    fn f() -> pb::Filters {
-        pb::Filters::default()
+    fn f() -> FilterSpec {
+        FilterSpec::default()
     }
 
     #[test]
     fn valid_filters_parse_to_typed_values() {
-        let got = parse(&pb::Filters {
+        let got = parse(&FilterSpec {
             ip_proto: vec!["TCP".into(), "17".into(), "icmp6".into()],
             l4_sport: vec![0, 65535],
             l4_dport: vec![443],
@@ -411,47 +283,10 @@ mod tests {
     }
 
     #[test]
-    fn kernel_form_round_trips_and_echo_is_normalised() {
-        let parsed = parse(&pb::Filters {
-            ip_proto: vec!["udp".into(), "tcp".into(), "255".into()],
-            l4_sport: vec![53],
-            l4_dport: vec![443, 8443],
-            src_cidr: vec!["10.0.0.0/8".into(), "2001:db8::/32".into()],
-            dst_cidr: vec!["192.0.2.7".into()],
-            dscp: vec![46, 0, 63],
-            vlan: Some(0),
-        })
-        .unwrap();
-        let k = parsed.to_kernel(true, 100);
-        assert_eq!(k.flags & F_FLOWS, F_FLOWS);
-        assert_eq!(k.sample_rate, 100);
-        assert_eq!(k.src[0].mask[0], u32::from_ne_bytes([255, 0, 0, 0]));
-        assert_eq!(k.src[0].addr[0], u32::from_ne_bytes([10, 0, 0, 0]));
-        assert_eq!(k.dst[0].mask[0], u32::MAX);
-        assert_eq!(k.src[1].mask[1], 0);
-        let back = JobFilter::from_kernel(&k);
-        // Sets come back sorted; lists keep their order.
-        assert_eq!(back.ip_proto, vec![6, 17, 255]);
-        assert_eq!(back.dscp, vec![0, 46, 63]);
-        assert_eq!(back.l4_dport, parsed.l4_dport);
-        assert_eq!(back.src_cidr, parsed.src_cidr);
-        assert_eq!(back.dst_cidr, parsed.dst_cidr);
-        assert_eq!(back.vlan, Some(0));
-        let echo = back.to_proto();
-        assert_eq!(echo.ip_proto, vec!["tcp", "udp", "255"]);
-        assert_eq!(echo.src_cidr, vec!["10.0.0.0/8", "2001:db8::/32"]);
-        assert_eq!(echo.dst_cidr, vec!["192.0.2.7/32"]);
-        assert_eq!(
-            JobFilter::from_kernel(&KJobFilter::default()),
-            JobFilter::default()
-        );
-    }
-
-    #[test]
     fn each_bad_value_names_its_field() {
-        let cases: Vec<(pb::Filters, &str, &str)> = vec![
+        let cases: Vec<(FilterSpec, &str, &str)> = vec![
             (
-                pb::Filters {
+                FilterSpec {
                     ip_proto: vec!["tpc".into()],
                     ..f()
                 },
@@ -459,7 +294,7 @@ mod tests {
                 "tpc",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     ip_proto: vec!["300".into()],
                     ..f()
                 },
@@ -467,7 +302,7 @@ mod tests {
                 "300",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     l4_sport: vec![65536],
                     ..f()
                 },
@@ -475,7 +310,7 @@ mod tests {
                 "65536",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     l4_dport: vec![70000],
                     ..f()
                 },
@@ -483,7 +318,7 @@ mod tests {
                 "70000",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     src_cidr: vec!["10.0.0.0/33".into()],
                     ..f()
                 },
@@ -491,7 +326,7 @@ mod tests {
                 "10.0.0.0/33",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     dst_cidr: vec!["not-an-ip".into()],
                     ..f()
                 },
@@ -499,7 +334,7 @@ mod tests {
                 "not-an-ip",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     src_cidr: vec!["10.1.2.3/8".into()],
                     ..f()
                 },
@@ -507,7 +342,7 @@ mod tests {
                 "10.0.0.0/8",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     dst_cidr: vec!["2001:db8::1/32".into()],
                     ..f()
                 },
@@ -515,7 +350,7 @@ mod tests {
                 "host bits",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     dscp: vec![64],
                     ..f()
                 },
@@ -523,7 +358,7 @@ mod tests {
                 "64",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     vlan: Some(4096),
                     ..f()
                 },
@@ -531,7 +366,7 @@ mod tests {
                 "4096",
             ),
             (
-                pb::Filters {
+                FilterSpec {
                     l4_dport: (0..9).collect(),
                     ..f()
                 },

@@ -70,6 +70,15 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 14] = [
 
 pub type ClassCounters = [Counters; N_CLASSES as usize];
 
+/// A map operation that failed, and what it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct MapStep {
+    pub what: &'static str,
+    #[source]
+    pub source: MapError,
+}
+
 pub struct Maps {
     stats: PerCpuArray<MapData, Counters>,
     if_stats: PerCpuArray<MapData, LabeledCounters>,
@@ -282,19 +291,20 @@ impl Maps {
         slot: u32,
         filter: &KJobFilter,
         table: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), MapStep> {
+        let step = |what| move |source| MapStep { what, source };
         self.reset_job(slot)
-            .map_err(|e| format!("resetting job counters: {e}"))?;
+            .map_err(step("resetting job counters"))?;
         self.reset_job_aux(slot)
-            .map_err(|e| format!("resetting job errors: {e}"))?;
+            .map_err(step("resetting job errors"))?;
         if table > 0 {
             self.new_flow_table(slot, table)
         } else {
             self.drop_flow_table(slot)
         }
-        .map_err(|e| format!("creating the job's flow table: {e}"))?;
+        .map_err(step("creating the job's flow table"))?;
         self.set_job_filter(slot, filter)
-            .map_err(|e| format!("writing the job's filter: {e}"))
+            .map_err(step("writing the job's filter"))
     }
 
     pub fn reset_job_aux(&mut self, slot: u32) -> Result<(), MapError> {

@@ -1,5 +1,5 @@
-//! The `telegen.v1.Probe` gRPC service: a thin mapping from calls to the job
-//! manager and from its typed errors to status codes (SPEC section 3).
+//! The `telegen.v1.Probe` gRPC service: each call is one call of the job
+//! core, converted both ways by convert.rs (SPEC section 3).
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
@@ -9,33 +9,29 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
-use crate::jobs::{JobError, JobManager};
-use crate::maps::layout::HIST_BOUNDS;
+use super::convert;
+use crate::jobs::JobManager;
+
+/// What GetInfo reports besides the build: fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct ProbeInfo {
+    pub kernel: String,
+    pub btf: bool,
+    pub attach_modes: Vec<&'static str>,
+    /// The attach mode jobs get ("" when the preference cannot be met).
+    pub attach_mode: String,
+    pub pin_dir: String,
+    pub hist_bounds: Vec<u64>,
+}
 
 pub struct ProbeService {
     mgr: Arc<JobManager>,
+    info: ProbeInfo,
 }
 
 impl ProbeService {
-    pub fn new(mgr: Arc<JobManager>) -> Self {
-        ProbeService { mgr }
-    }
-}
-
-impl From<JobError> for Status {
-    fn from(e: JobError) -> Status {
-        let msg = e.to_string();
-        match e {
-            // Valid requests for what this build cannot do yet: the gateway
-            // answers them with 400 not_supported rather than invalid input.
-            JobError::Invalid(ref i) if i.is_not_supported() => Status::unimplemented(msg),
-            JobError::Invalid(_) => Status::invalid_argument(msg),
-            JobError::NotFound(_) => Status::not_found(msg),
-            JobError::Capacity(_) => Status::resource_exhausted(msg),
-            JobError::Precondition(_) => Status::failed_precondition(msg),
-            JobError::Internal(_) => Status::internal(msg),
-            JobError::Unavailable(_) => Status::unavailable(msg),
-        }
+    pub fn new(mgr: Arc<JobManager>, info: ProbeInfo) -> Self {
+        ProbeService { mgr, info }
     }
 }
 
@@ -47,21 +43,21 @@ impl Probe for ProbeService {
         &self,
         req: Request<pb::StartJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        let job = self.mgr.start(req.into_inner()).await?;
-        Ok(Response::new(job.to_proto()))
+        let req = convert::start_request(req.into_inner());
+        let job = self.mgr.start(&req).await?;
+        Ok(Response::new(convert::job(&job)))
     }
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
-        Ok(Response::new(
-            self.mgr.get(&req.into_inner().job_id).await?.to_proto(),
-        ))
+        let job = self.mgr.get(&req.into_inner().job_id).await?;
+        Ok(Response::new(convert::job(&job)))
     }
 
     async fn list_jobs(
         &self,
         _: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let jobs = self.mgr.list().await.iter().map(|j| j.to_proto()).collect();
+        let jobs = self.mgr.list().await.iter().map(convert::job).collect();
         Ok(Response::new(pb::ListJobsResponse { jobs }))
     }
 
@@ -69,19 +65,17 @@ impl Probe for ProbeService {
         &self,
         req: Request<pb::StopJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        Ok(Response::new(
-            self.mgr.stop(&req.into_inner().job_id).await?.to_proto(),
-        ))
+        let job = self.mgr.stop(&req.into_inner().job_id).await?;
+        Ok(Response::new(convert::job(&job)))
     }
 
     async fn get_results(
         &self,
         req: Request<pb::GetResultsRequest>,
     ) -> Result<Response<pb::Results>, Status> {
-        Ok(Response::new({
-            let r = req.into_inner();
-            self.mgr.results(&r.job_id, r.top).await?
-        }))
+        let r = req.into_inner();
+        let results = self.mgr.results(&r.job_id, r.top).await?;
+        Ok(Response::new(convert::results(results)))
     }
 
     type WatchCountersStream = SnapshotStream;
@@ -101,7 +95,11 @@ impl Probe for ProbeService {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let snap = mgr.snapshot().await.map_err(Status::from);
+                let snap = mgr
+                    .snapshot()
+                    .await
+                    .map(convert::snapshot)
+                    .map_err(Status::from);
                 if tx.send(snap).await.is_err() {
                     debug!("counter watcher went away");
                     return;
@@ -114,32 +112,26 @@ impl Probe for ProbeService {
     }
 
     async fn get_info(&self, _: Request<pb::GetInfoRequest>) -> Result<Response<pb::Info>, Status> {
-        let m = &self.mgr;
         let b = BuildInfo::CURRENT;
-        let attach_mode = m
-            .kernel
-            .resolve(m.cfg.attach)
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
+        let i = &self.info;
+        let s = self.mgr.settings();
         Ok(Response::new(pb::Info {
             version: b.version.into(),
             commit: b.commit.into(),
             build_date: b.date.into(),
-            kernel: m.kernel.release.clone(),
-            btf: m.kernel.btf,
-            attach_modes: m
-                .kernel
-                .attach_modes()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            attach_mode,
-            pin_dir: m.cfg.pin_dir.display().to_string(),
-            mirror_mode: m.cfg.mirror_mode.as_str().into(),
-            datapath_enabled: m.datapath_enabled(),
-            datapath_reason: m.dp_reason.clone(),
-            max_jobs: m.cfg.max_jobs,
-            hist_bounds: HIST_BOUNDS.to_vec(),
+            kernel: i.kernel.clone(),
+            btf: i.btf,
+            attach_modes: i.attach_modes.iter().map(|m| m.to_string()).collect(),
+            attach_mode: i.attach_mode.clone(),
+            pin_dir: i.pin_dir.clone(),
+            mirror_mode: s.mirror_mode.as_str().into(),
+            datapath_enabled: self.mgr.datapath_enabled(),
+            datapath_reason: match self.mgr.datapath() {
+                crate::jobs::DatapathStatus::On => String::new(),
+                crate::jobs::DatapathStatus::Off(why) => why.clone(),
+            },
+            max_jobs: s.max_jobs,
+            hist_bounds: i.hist_bounds.clone(),
         }))
     }
 }

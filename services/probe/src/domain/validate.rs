@@ -1,7 +1,8 @@
 //! Input validation shared by every entry point. Errors are typed so the API
 //! layer maps them to INVALID_ARGUMENT with a message for a person.
 
-use crate::jobs::model::{Direction, MirrorMode};
+use super::filter::{FilterError, FilterSpec, JobFilter};
+use super::modes::{Direction, MirrorMode};
 
 /// Longest accepted duration: a week. Longer jobs should use 0 (until stopped).
 pub const MAX_DURATION_SEC: u32 = 7 * 24 * 3600;
@@ -28,8 +29,8 @@ pub enum InvalidInput {
         "duration_sec {0} is above the maximum of {MAX_DURATION_SEC} (use 0 to run until stopped)"
     )]
     Duration(u32),
-    #[error("{0}")]
-    MirrorMode(String),
+    #[error(transparent)]
+    MirrorMode(#[from] super::modes::UnknownMirrorMode),
     #[error("sample_rate {0} is not from 1 to {MAX_SAMPLE_RATE} (1 = every packet)")]
     SampleRate(u32),
     #[error("top {0} is above the maximum of {MAX_TOP_FLOWS}")]
@@ -38,8 +39,8 @@ pub enum InvalidInput {
     ResultDetail(String),
     #[error("result_detail {0:?} is not supported by this build yet; use summary or flows")]
     NotSupported(String),
-    #[error("{0}")]
-    Filter(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
     #[error("job id {0:?} is not a UUID")]
     JobId(String),
 }
@@ -49,6 +50,62 @@ impl InvalidInput {
     pub fn is_not_supported(&self) -> bool {
         matches!(self, Self::NotSupported(_))
     }
+}
+
+/// A StartJob request as it arrives, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub port: String,
+    pub direction: String,
+    pub duration_sec: Option<u32>,
+    pub mirror_mode: String,
+    pub otlp_export: Option<bool>,
+    pub result_detail: String,
+    pub sample_rate: Option<u32>,
+    pub filters: Option<FilterSpec>,
+}
+
+/// A validated StartJob request.
+#[derive(Debug, Clone)]
+pub struct StartSpec {
+    pub port: String,
+    pub direction: Direction,
+    pub duration_sec: u32,
+    pub mirror: MirrorMode,
+    pub otlp_export: bool,
+    pub filter: JobFilter,
+    pub flows: bool,
+    pub sample_rate: u32,
+}
+
+/// Every field of a start request checked; `default_mode` is the operator's
+/// TELEGEN_MIRROR_MODE, used when the request names none.
+pub fn start(req: &StartRequest, default_mode: MirrorMode) -> Result<StartSpec, InvalidInput> {
+    let port = ifname(&req.port)?.to_string();
+    let direction = direction(&req.direction)?;
+    let duration_sec = duration(req.duration_sec)?;
+    let mirror = mirror_mode(&req.mirror_mode, default_mode)?;
+    let sample_rate = sample_rate(req.sample_rate)?;
+    let flows = match req.result_detail.as_str() {
+        "" | "summary" => false,
+        "flows" => true,
+        "pcaplike" => return Err(InvalidInput::NotSupported(req.result_detail.clone())),
+        other => return Err(InvalidInput::ResultDetail(other.chars().take(32).collect())),
+    };
+    let filter = match &req.filters {
+        Some(f) => super::filter::parse(f)?,
+        None => JobFilter::default(),
+    };
+    Ok(StartSpec {
+        port,
+        direction,
+        duration_sec,
+        mirror,
+        otlp_export: req.otlp_export.unwrap_or(true),
+        filter,
+        flows,
+        sample_rate,
+    })
 }
 
 /// A Linux interface name we are willing to handle: 1..=15 bytes of
@@ -102,7 +159,7 @@ pub fn mirror_mode(s: &str, default: MirrorMode) -> Result<MirrorMode, InvalidIn
     if s.is_empty() {
         return Ok(default);
     }
-    MirrorMode::parse(s).map_err(InvalidInput::MirrorMode)
+    Ok(MirrorMode::parse(s)?)
 }
 
 pub fn job_id(s: &str) -> Result<uuid::Uuid, InvalidInput> {

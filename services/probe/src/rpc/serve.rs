@@ -11,11 +11,21 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 use tracing::info;
 
-use crate::api::ProbeService;
+use super::service::{ProbeInfo, ProbeService};
 use crate::jobs::JobManager;
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub addr: ProbeAddr,
+    /// The unix socket's group (mode 0660), for the unprivileged services.
+    pub socket_gid: Option<u32>,
+}
 
 pub async fn serve(
     mgr: Arc<JobManager>,
+    info: ProbeInfo,
+    listen: Listen,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -34,9 +44,9 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ProbeServer::new(ProbeService::new(Arc::clone(&mgr))));
+        .add_service(ProbeServer::new(ProbeService::new(mgr, info)));
 
-    match &mgr.cfg.listen {
+    match &listen.addr {
         ProbeAddr::Unix(path) => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
@@ -56,11 +66,11 @@ pub async fn serve(
             let listener = tokio::net::UnixListener::bind(path)
                 .with_context(|| format!("binding {}", path.display()))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-            if let Some(gid) = mgr.cfg.socket_gid {
+            if let Some(gid) = listen.socket_gid {
                 std::os::unix::fs::chown(path, None, Some(gid))
                     .with_context(|| format!("giving {} to gid {gid}", path.display()))?;
             }
-            info!(addr = %mgr.cfg.listen, "serving gRPC");
+            info!(addr = %listen.addr, "serving gRPC");
             router
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
                 .await?;

@@ -12,32 +12,30 @@ use aya::programs::{
 };
 use tracing::{debug, info, warn};
 
-use crate::datapath::Datapath;
-use crate::maps::layout::{HookRec, PROG_GENERATION};
+use super::datapath::Datapath;
+use super::maps::layout::{HookRec, PROG_GENERATION};
+use super::records::{attach_code, attach_from_code};
+use crate::domain::{AttachMode, DIR_NAMES};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttachMode {
-    Tcx = 1,
-    Tc = 2,
+/// An attach or detach step that failed, with the kernel's (or aya's) word.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} {ifname} {dir}: {cause}")]
+pub struct AttachError {
+    pub step: &'static str,
+    pub ifname: String,
+    pub dir: &'static str,
+    pub cause: String,
 }
 
-impl AttachMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcx => "tcx",
-            Self::Tc => "tc",
-        }
-    }
-    pub fn from_code(c: u8) -> Option<Self> {
-        match c {
-            1 => Some(Self::Tcx),
-            2 => Some(Self::Tc),
-            _ => None,
-        }
+fn fail(step: &'static str, ifname: &str, dir: usize) -> impl FnOnce(String) -> AttachError {
+    let ifname = ifname.to_string();
+    move |cause| AttachError {
+        step,
+        ifname,
+        dir: DIR_NAMES[dir],
+        cause,
     }
 }
-
-pub const DIR_NAMES: [&str; 2] = ["ingress", "egress"];
 
 fn attach_type(dir: usize) -> TcAttachType {
     if dir == 0 {
@@ -63,14 +61,19 @@ impl Datapath {
         ifindex: u32,
         dir: usize,
         first_prio: Option<u16>,
-    ) -> Result<Attached, String> {
+    ) -> Result<Attached, AttachError> {
         match self.mode {
             AttachMode::Tcx => self.attach_tcx(ifname, ifindex, dir),
             AttachMode::Tc => self.attach_tc(ifname, dir, first_prio),
         }
     }
 
-    fn attach_tcx(&mut self, ifname: &str, ifindex: u32, dir: usize) -> Result<Attached, String> {
+    fn attach_tcx(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        dir: usize,
+    ) -> Result<Attached, AttachError> {
         let pin = self.link_pin(ifindex, dir);
         // A stale pin for this hook (ifindex reused after the old interface
         // went away) would make pinning fail; it is ours, remove it.
@@ -86,17 +89,23 @@ impl Datapath {
                 attach_type(dir),
                 TcAttachOptions::TcxOrder(LinkOrder::first()),
             )
-            .map_err(|e| format!("tcx attach to {ifname} {}: {e}", DIR_NAMES[dir]))?;
-        let link = prog.take_link(id).map_err(|e| e.to_string())?;
-        let fd_link: FdLink = link.try_into().map_err(|e| format!("{e}"))?;
-        fd_link
-            .pin(&pin)
-            .map_err(|e| format!("pinning tcx link at {}: {e}", pin.display()))?;
+            .map_err(|e| fail("tcx attach to", ifname, dir)(e.to_string()))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| fail("taking the tcx link of", ifname, dir)(e.to_string()))?;
+        let fd_link: FdLink = link
+            .try_into()
+            .map_err(|e: aya::programs::links::LinkError| {
+                fail("converting the tcx link of", ifname, dir)(e.to_string())
+            })?;
+        fd_link.pin(&pin).map_err(|e| {
+            fail("pinning the tcx link of", ifname, dir)(format!("{}: {e}", pin.display()))
+        })?;
         info!(ifname, dir = DIR_NAMES[dir], mode = "tcx", "attached");
         Ok(Attached {
             hook: HookRec {
                 attached: 1,
-                mode: AttachMode::Tcx as u8,
+                mode: attach_code(AttachMode::Tcx),
                 generation: PROG_GENERATION,
                 ..Default::default()
             },
@@ -109,11 +118,11 @@ impl Datapath {
         ifname: &str,
         dir: usize,
         first_prio: Option<u16>,
-    ) -> Result<Attached, String> {
+    ) -> Result<Attached, AttachError> {
         let created_qdisc = match tc::qdisc_add_clsact(ifname) {
             Ok(()) => true,
             Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
-            Err(e) => return Err(format!("adding clsact qdisc to {ifname}: {e}")),
+            Err(e) => return Err(fail("adding a clsact qdisc to", ifname, dir)(e.to_string())),
         };
         let prog = self.program(dir);
         // Alone on the hook: the kernel's default (49152) leaves room for
@@ -135,10 +144,17 @@ impl Datapath {
         };
         let id = prog
             .attach_with_options(ifname, attach_type(dir), TcAttachOptions::Netlink(opts))
-            .map_err(|e| format!("tc filter attach to {ifname} {}: {e}", DIR_NAMES[dir]))?;
-        let link = prog.take_link(id).map_err(|e| e.to_string())?;
-        let priority = link.priority().map_err(|e| e.to_string())?;
-        let handle: u32 = link.handle().map_err(|e| e.to_string())?.into();
+            .map_err(|e| fail("tc filter attach to", ifname, dir)(e.to_string()))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| fail("taking the tc link of", ifname, dir)(e.to_string()))?;
+        let priority = link
+            .priority()
+            .map_err(|e| fail("reading the tc priority on", ifname, dir)(e.to_string()))?;
+        let handle: u32 = link
+            .handle()
+            .map_err(|e| fail("reading the tc handle on", ifname, dir)(e.to_string()))?
+            .into();
         // Dropping the link would detach the filter; the filter must outlive
         // this process, and is re-adopted from (priority, handle).
         std::mem::forget(link);
@@ -154,7 +170,7 @@ impl Datapath {
         Ok(Attached {
             hook: HookRec {
                 attached: 1,
-                mode: AttachMode::Tc as u8,
+                mode: attach_code(AttachMode::Tc),
                 generation: PROG_GENERATION,
                 priority: priority.into(),
                 handle,
@@ -171,15 +187,18 @@ impl Datapath {
         ifindex: u32,
         dir: usize,
         hook: &HookRec,
-    ) -> Result<(), String> {
-        match AttachMode::from_code(hook.mode) {
+    ) -> Result<(), AttachError> {
+        match attach_from_code(hook.mode) {
             Some(AttachMode::Tcx) => {
                 let pin = self.link_pin(ifindex, dir);
                 match PinnedLink::from_pin(&pin) {
                     Ok(p) => {
-                        let fd: FdLink = p
-                            .unpin()
-                            .map_err(|e| format!("unpinning {}: {e}", pin.display()))?;
+                        let fd: FdLink = p.unpin().map_err(|e| {
+                            fail("unpinning the tcx link of", ifname, dir)(format!(
+                                "{}: {e}",
+                                pin.display()
+                            ))
+                        })?;
                         // Closing the last fd of an unpinned link detaches it.
                         drop(fd);
                     }

@@ -1,9 +1,16 @@
-//! rtnetlink queries: interface lookup, and the clsact bookkeeping that aya
-//! does not offer (are foreign filters left? remove the qdisc we created).
+//! The probe's only rtnetlink user: interface look-up, the clsact
+//! bookkeeping that aya does not offer (are foreign filters left? remove
+//! the qdisc we created), and the erspan netdev's link operations
+//! (mirror::erspan decides, this carries it out).
+
+use std::net::Ipv4Addr;
 
 use futures::TryStreamExt;
+use netlink_packet_route::link::{GreIOFlags, LinkMessage};
 use netlink_packet_route::tc::TcHandle;
-use rtnetlink::Handle;
+use rtnetlink::{Handle, LinkGre, LinkUnspec};
+
+use crate::jobs::ports::Interfaces;
 
 #[derive(Clone)]
 pub struct Netlink {
@@ -12,8 +19,38 @@ pub struct Netlink {
 
 const ENODEV: i32 = 19;
 
-fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -errno)
+/// The errno a netlink request failed with, if it was the kernel's answer.
+pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+
+fn is_errno(e: &rtnetlink::Error, want: i32) -> bool {
+    errno(e) == Some(want)
+}
+
+/// An ERSPAN (GRE 0x22EB) netdev to create, with key and sequence numbers.
+pub struct ErspanLink<'a> {
+    pub name: &'a str,
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    pub ttl: u8,
+    pub tos: u8,
+    /// ifindex of the link device.
+    pub link: u32,
+    pub key: u32,
+    pub version: u8,
+}
+
+#[tonic::async_trait]
+impl Interfaces for Netlink {
+    async fn ifindex(&self, name: &str) -> std::io::Result<Option<u32>> {
+        Netlink::ifindex(self, name)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
 }
 
 impl Netlink {
@@ -24,13 +61,8 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
-    /// The underlying rtnetlink handle (for the ERSPAN netdev).
-    pub fn handle(&self) -> &Handle {
-        &self.handle
-    }
-
-    /// The ifindex of `name`, or None when no such interface exists.
-    pub async fn ifindex(&self, name: &str) -> Result<Option<u32>, rtnetlink::Error> {
+    /// What the kernel says about link `name`, None when there is none.
+    pub async fn link(&self, name: &str) -> Result<Option<LinkMessage>, rtnetlink::Error> {
         let mut links = self
             .handle
             .link()
@@ -38,11 +70,47 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match links.try_next().await {
-            Ok(Some(msg)) => Ok(Some(msg.header.index)),
-            Ok(None) => Ok(None),
+            Ok(found) => Ok(found),
             Err(e) if is_errno(&e, ENODEV) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The ifindex of `name`, or None when no such interface exists.
+    pub async fn ifindex(&self, name: &str) -> Result<Option<u32>, rtnetlink::Error> {
+        Ok(self.link(name).await?.map(|m| m.header.index))
+    }
+
+    /// Create an ERSPAN netdev (down; see [`Netlink::set_up`]).
+    pub async fn add_erspan(&self, l: &ErspanLink<'_>) -> Result<(), rtnetlink::Error> {
+        let flags = GreIOFlags::Key | GreIOFlags::Seq;
+        let msg = LinkGre::new_erspan(l.name)
+            .local(l.local)
+            .remote(l.remote)
+            .ttl(l.ttl)
+            .tos(l.tos)
+            .dev(l.link)
+            .iflags(flags)
+            .oflags(flags)
+            .ikey(l.key)
+            .okey(l.key)
+            .erspan_ver(l.version)
+            .build();
+        self.handle.link().add(msg).execute().await
+    }
+
+    /// Bring a link up, setting its alias too when given (the kernel
+    /// ignores IFLA_IFALIAS on creation).
+    pub async fn set_up(&self, ifindex: u32, alias: Option<&str>) -> Result<(), rtnetlink::Error> {
+        let mut b = LinkUnspec::new_with_index(ifindex).up();
+        if let Some(a) = alias {
+            b = b.alias(a);
+        }
+        self.handle.link().set(b.build()).execute().await
+    }
+
+    pub async fn del_link(&self, ifindex: u32) -> Result<(), rtnetlink::Error> {
+        self.handle.link().del(ifindex).execute().await
     }
 
     /// The current name of `ifindex`, or None when it is gone.

@@ -6,15 +6,15 @@ pub const LAYOUT_VERSION: u32 = 1;
 /// hooks to telegen_deep (filters, flows). An attachment adopted from an
 /// older probe stays attached and may lack it.
 pub const PROG_GENERATION: u16 = 1;
-pub const N_CLASSES: u32 = 4;
-pub const HIST_BUCKETS: usize = 9;
-pub const MAX_IF_SLOTS: u32 = 64;
-pub const MAX_JOB_SLOTS: u32 = 64;
-pub const MAX_JOBS_PER_HOOK: usize = 8;
+pub use crate::domain::limits::{
+    CLASS_NAMES, HIST_BOUNDS, MAX_IF_SLOTS, MAX_JOBS_PER_HOOK, MAX_JOB_SLOTS,
+};
+pub const N_CLASSES: u32 = CLASS_NAMES.len() as u32;
+pub const HIST_BUCKETS: usize = HIST_BOUNDS.len() + 1;
 pub const IFCFG_ARRAY_SIZE: u32 = 4096;
-pub const N_ERRORS: u32 = 8;
+pub const N_ERRORS: u32 = 10;
 /// Per-job errors: enum telegen_err plus the IPv4 header checksum.
-pub const N_JOB_ERRORS: usize = N_ERRORS as usize + 1;
+pub const N_JOB_ERRORS: usize = 9;
 pub const FILTER_MAX_PORTS: usize = 8;
 pub const FILTER_MAX_CIDRS: usize = 4;
 
@@ -29,14 +29,8 @@ pub const F_VLAN: u32 = 1 << 6;
 pub const F_MATCH: u32 = 0x7f;
 pub const F_FLOWS: u32 = 1 << 8;
 
-/// Upper bounds (bytes, inclusive) of the size histogram; one more bucket, +Inf.
-pub const HIST_BOUNDS: [u64; HIST_BUCKETS - 1] = [64, 128, 256, 512, 1024, 1518, 4096, 9216];
-
-/// Class names, indexed by class number.
-pub const CLASS_NAMES: [&str; N_CLASSES as usize] = ["ipv4", "ipv6", "icmp6", "other"];
-
 /// Error counter names, indexed by enum telegen_err.
-pub const ERROR_NAMES: [&str; 8] = [
+pub const ERROR_NAMES: [&str; N_ERRORS as usize] = [
     "truncated",
     "ipv6_exthdr_limit",
     "no_iface_config",
@@ -45,13 +39,15 @@ pub const ERROR_NAMES: [&str; 8] = [
     "global_lookup",
     "tunnel_malformed",
     "tunnel_unknown_payload",
+    "deep_program_missing",
+    "filter_lookup",
 ];
 
-/// A job's error counter names, indexed like job_aux.err: enum
-/// telegen_err, then the IPv4 header checksum.
-pub fn job_error_name(i: usize) -> &'static str {
-    ERROR_NAMES.get(i).copied().unwrap_or("ipv4_checksum")
-}
+/// Where each per-job error results show (JOB_ERROR_NAMES) is counted in
+/// job_aux.err: the packet parse errors at their enum telegen_err index,
+/// the IPv4 header checksum after them (types.h).
+pub const JOB_ERROR_INDEX: [usize; 5] = [0, 1, 6, 7, 8];
+const _: () = assert!(JOB_ERROR_INDEX.len() == crate::domain::limits::JOB_ERROR_NAMES.len());
 
 /// Entries of tunnel_percpu (enum telegen_tun).
 pub const N_TUN_KINDS: u32 = 8;

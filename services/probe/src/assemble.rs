@@ -1,0 +1,74 @@
+//! Putting the probe together: the real ports of the job core (the loaded
+//! datapath, netlink, the mirror backends, the system clock) from the
+//! configuration, and what the gRPC layer reports and listens on.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::jobs::ports::{Kernel, Ports, SystemClock};
+use crate::jobs::{DatapathStatus, JobManager};
+use crate::kernel::datapath::{brief, Datapath, KernelInfo};
+use crate::kernel::maps::layout::HIST_BOUNDS;
+use crate::kernel::netlink::Netlink;
+use crate::kernel::LiveKernel;
+use crate::mirror::{erspan::Erspan, sonic::Sonic};
+use crate::rpc::serve::Listen;
+use crate::rpc::ProbeInfo;
+
+pub struct Probe {
+    pub mgr: Arc<JobManager>,
+    pub info: ProbeInfo,
+    pub listen: Listen,
+}
+
+/// Load the datapath (or record why it is off), build the core over the
+/// real ports, and adopt what an earlier probe left.
+pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
+    let kinfo = KernelInfo::probe();
+    let netlink = Arc::new(Netlink::new()?);
+    let (kernel, datapath): (Option<Box<dyn Kernel>>, _) = match Datapath::open(&cfg, &kinfo) {
+        Ok(dp) => {
+            info!(pin_dir = %dp.pin_dir.display(), attach_mode = dp.mode.as_str(), kernel = %kinfo.release, "datapath loaded");
+            (
+                Some(Box::new(LiveKernel::new(dp, Arc::clone(&netlink)))),
+                DatapathStatus::On,
+            )
+        }
+        Err(e) => {
+            let e = brief(&e.to_string());
+            warn!(error = %e, "datapath off: jobs run in placeholder mode only");
+            (None, DatapathStatus::Off(e))
+        }
+    };
+    let info = ProbeInfo {
+        kernel: kinfo.release.clone(),
+        btf: kinfo.btf,
+        attach_modes: kinfo.attach_modes(),
+        attach_mode: kinfo
+            .resolve(cfg.attach)
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default(),
+        pin_dir: cfg.pin_dir.display().to_string(),
+        hist_bounds: HIST_BOUNDS.to_vec(),
+    };
+    let ports = Ports {
+        kernel,
+        interfaces: Box::new((*netlink).clone()),
+        erspan: Box::new(Erspan {
+            netlink,
+            settings: cfg.erspan.clone(),
+        }),
+        sonic: Box::new(Sonic {
+            settings: cfg.sonic.clone(),
+        }),
+        clock: Box::new(SystemClock),
+    };
+    let listen = Listen {
+        addr: cfg.listen.clone(),
+        socket_gid: cfg.socket_gid,
+    };
+    let mgr = JobManager::new(cfg.job_settings(), datapath, ports).await;
+    Ok(Probe { mgr, info, listen })
+}

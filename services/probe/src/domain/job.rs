@@ -1,0 +1,66 @@
+//! The job: what was asked, where it counts, and where it is in its life.
+
+use uuid::Uuid;
+
+use super::filter::JobFilter;
+use super::modes::{AttachMode, Direction, JobState, MirrorMode};
+
+/// See [`Job::hook_direction`].
+pub fn hook_direction(mode: MirrorMode, direction: Direction) -> Direction {
+    if mode.uses_erspan_netdev() {
+        Direction::Ingress
+    } else {
+        direction
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub slot: u32,
+    pub id: Uuid,
+    pub port: String,
+    pub iface: String,
+    pub ifindex: u32,
+    pub state: JobState,
+    pub direction: Direction,
+    pub mirror_mode: MirrorMode,
+    pub attach_mode: Option<AttachMode>,
+    pub otlp_export: bool,
+    pub flows_detail: bool,
+    pub duration_sec: u32,
+    pub sample_rate: u32,
+    pub seq: u64,
+    pub started_ns: u64,
+    pub expires_ns: Option<u64>,
+    pub stopped_ns: Option<u64>,
+    /// Why the job failed or did not end cleanly; None when all went well.
+    pub error: Option<String>,
+    /// Why the job runs in another mode than asked; None when it does not.
+    pub fallback: Option<String>,
+    /// Empty: the job counts everything.
+    pub filter: JobFilter,
+    /// Entries of the job's flow table (flows jobs), else 0.
+    pub flow_table_size: u32,
+}
+
+impl Job {
+    /// Whether the classifier must parse this job's packets beyond their
+    /// class (the hook's if_cfg.deep bit).
+    pub fn is_deep(&self) -> bool {
+        self.flows_detail || !self.filter.is_empty()
+    }
+
+    /// The hooks the classifier counts this job on. An `erspan` or `sonic`
+    /// job's mirrored copies arrive (as ERSPAN, or decapsulated on the erspan
+    /// netdev) on the counted interface's ingress whatever direction the
+    /// switch mirrors (a sonic session's `direction` carries the job's);
+    /// other modes count the job's own direction.
+    pub fn hook_direction(&self) -> Direction {
+        hook_direction(self.mirror_mode, self.direction)
+    }
+
+    /// Whether the classifier must count this job now.
+    pub fn wants_attachment(&self) -> bool {
+        self.state.is_active() && self.mirror_mode.attaches()
+    }
+}

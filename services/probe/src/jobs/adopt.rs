@@ -1,0 +1,59 @@
+//! After a restart: take over the jobs and attachments recorded in the
+//! pinned maps; finish what was interrupted; remove orphans (ours only).
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::slots::Slots;
+use super::JobManager;
+use crate::domain::limits::MAX_JOB_SLOTS;
+use crate::domain::JobState;
+
+impl JobManager {
+    pub(super) async fn adopt(self: &Arc<Self>) {
+        let mut inner = self.inner.lock().await;
+        let Some(kernel) = inner.kernel.as_mut() else {
+            return;
+        };
+        let jobs = kernel.load_jobs();
+        kernel.remove_unrecorded_links();
+        let mut ifindexes = kernel.hooked_ifindexes();
+        inner.slots = Slots::from_jobs(MAX_JOB_SLOTS as usize, jobs);
+        let adopted = inner.slots.active();
+        if adopted > 0 {
+            info!(jobs = adopted, "adopted running jobs from the pinned state");
+        }
+        // Interrupted stops complete; starts resume below.
+        for (slot, id) in inner.slots.select(|j| j.state == JobState::Stopping) {
+            if let Some(j) = inner.slots.get_mut(slot, id) {
+                j.state = JobState::Running;
+            }
+            self.finish(&mut inner, slot, id, JobState::Stopped).await;
+        }
+        ifindexes.extend(
+            inner
+                .slots
+                .iter()
+                .filter(|j| j.wants_attachment())
+                .map(|j| j.ifindex),
+        );
+        ifindexes.sort_unstable();
+        ifindexes.dedup();
+        for ifindex in ifindexes {
+            if let Err(e) = inner.reconcile(ifindex).await {
+                warn!(ifindex, error = %e, "re-adopting attachments");
+                self.fail_jobs_on(&mut inner, ifindex, &e.to_string()).await;
+            }
+        }
+        let starting = inner.slots.select(|j| j.state == JobState::Starting);
+        // A netdev of ours that no job wants any more (a stop interrupted
+        // between detach and delete) goes now.
+        self.release_erspan_if_unused(&inner).await;
+        drop(inner);
+        for (slot, id) in starting {
+            self.activate(slot, id).await;
+        }
+        self.expire_due().await;
+    }
+}

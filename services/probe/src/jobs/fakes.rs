@@ -1,0 +1,275 @@
+//! Fakes of every port, sharing one world that tests look at, and a set of
+//! steps that fail while listed: a fault can be injected at any step of a
+//! job's life without a kernel, a redis or a netdev.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use uuid::Uuid;
+
+use super::ports::{
+    Clock, ErspanBackend, HookWant, Interfaces, JobCounters, Kernel, KernelCounters, KernelError,
+    NetdevError, Ports, Provisioned, SessionError, SessionSpec, SonicBackend,
+};
+use super::{DatapathStatus, JobManager, Settings};
+use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode};
+
+/// A step of a port that can be made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    Lookup,
+    Persist,
+    Prepare,
+    Reconcile,
+    Ensure,
+    Release,
+    Create,
+    WaitActive,
+    Delete,
+}
+
+pub const ALL_STEPS: [Step; 9] = [
+    Step::Lookup,
+    Step::Persist,
+    Step::Prepare,
+    Step::Reconcile,
+    Step::Ensure,
+    Step::Release,
+    Step::Create,
+    Step::WaitActive,
+    Step::Delete,
+];
+
+pub const PORT_IFINDEX: u32 = 7;
+pub const NETDEV_IFINDEX: u32 = 20;
+
+/// What the fakes have done to the world.
+#[derive(Debug, Default)]
+pub struct World {
+    /// Pinned job records by slot.
+    pub records: BTreeMap<u32, Job>,
+    /// Hooks attached, by ifindex: the job slots they count.
+    pub hooks: BTreeMap<u32, HookWant>,
+    /// SONiC sessions in CONFIG_DB, by job.
+    pub sessions: BTreeSet<Uuid>,
+    /// The erspan netdev exists (created by us).
+    pub netdev: bool,
+    pub failing: BTreeSet<Step>,
+    pub now_ns: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct Shared(pub Arc<Mutex<World>>);
+
+impl Shared {
+    pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.0.lock().unwrap()
+    }
+    fn fails(&self, s: Step) -> bool {
+        self.world().failing.contains(&s)
+    }
+    pub fn fail(&self, s: Step) {
+        self.world().failing.insert(s);
+    }
+    pub fn heal(&self) {
+        self.world().failing.clear();
+    }
+    pub fn advance(&self, secs: u64) {
+        self.world().now_ns += secs * 1_000_000_000;
+    }
+}
+
+fn io_fault(s: Step) -> std::io::Error {
+    std::io::Error::other(format!("injected fault at {s:?}"))
+}
+
+fn kernel_fault(s: Step) -> KernelError {
+    KernelError::Attach(format!("injected fault at {s:?}"))
+}
+
+pub struct FakeKernel(pub Shared);
+
+#[tonic::async_trait]
+impl Kernel for FakeKernel {
+    fn load_jobs(&self) -> Vec<Job> {
+        self.0.world().records.values().cloned().collect()
+    }
+    fn persist(&mut self, job: &Job) -> Result<(), KernelError> {
+        if self.0.fails(Step::Persist) {
+            return Err(kernel_fault(Step::Persist));
+        }
+        self.0.world().records.insert(job.slot, job.clone());
+        Ok(())
+    }
+    fn prepare_job(&mut self, _job: &Job) -> Result<(), KernelError> {
+        if self.0.fails(Step::Prepare) {
+            return Err(kernel_fault(Step::Prepare));
+        }
+        Ok(())
+    }
+    async fn reconcile(
+        &mut self,
+        ifindex: u32,
+        want: &HookWant,
+    ) -> Result<Option<AttachMode>, KernelError> {
+        if self.0.fails(Step::Reconcile) {
+            return Err(kernel_fault(Step::Reconcile));
+        }
+        let mut w = self.0.world();
+        if want.is_empty() {
+            w.hooks.remove(&ifindex);
+            return Ok(None);
+        }
+        w.hooks.insert(ifindex, want.clone());
+        Ok(Some(AttachMode::Tc))
+    }
+    fn hooked_ifindexes(&self) -> Vec<u32> {
+        self.0.world().hooks.keys().copied().collect()
+    }
+    fn remove_unrecorded_links(&mut self) {}
+    fn job_counters(&self, _job: &Job) -> Result<JobCounters, KernelError> {
+        Ok(JobCounters::default())
+    }
+    fn counters(&self) -> Result<KernelCounters, KernelError> {
+        Ok(KernelCounters::default())
+    }
+}
+
+pub struct FakeInterfaces(pub Shared);
+
+#[tonic::async_trait]
+impl Interfaces for FakeInterfaces {
+    async fn ifindex(&self, name: &str) -> std::io::Result<Option<u32>> {
+        if self.0.fails(Step::Lookup) {
+            return Err(io_fault(Step::Lookup));
+        }
+        Ok(match name {
+            "Ethernet0" => Some(PORT_IFINDEX),
+            "erspan0" if self.0.world().netdev => Some(NETDEV_IFINDEX),
+            _ => None,
+        })
+    }
+}
+
+pub struct FakeErspan(pub Shared);
+
+#[tonic::async_trait]
+impl ErspanBackend for FakeErspan {
+    async fn ensure(
+        &self,
+        _local: Ipv4Addr,
+        _remote: Ipv4Addr,
+        _port: &str,
+    ) -> Result<Provisioned, NetdevError> {
+        if self.0.fails(Step::Ensure) {
+            return Err(NetdevError::Failed("injected".into()));
+        }
+        let mut w = self.0.world();
+        let created = !w.netdev;
+        w.netdev = true;
+        Ok(Provisioned {
+            ifindex: NETDEV_IFINDEX,
+            created,
+            ours: true,
+        })
+    }
+    async fn release(&self) -> Result<bool, NetdevError> {
+        if self.0.fails(Step::Release) {
+            return Err(NetdevError::Failed("injected".into()));
+        }
+        Ok(std::mem::take(&mut self.0.world().netdev))
+    }
+}
+
+pub struct FakeSonic(pub Shared);
+
+fn redis_down() -> SessionError {
+    SessionError::Unavailable("injected: redis down".into())
+}
+
+#[tonic::async_trait]
+impl SonicBackend for FakeSonic {
+    async fn create(&self, job: Uuid, _spec: &SessionSpec) -> Result<(), SessionError> {
+        if self.0.fails(Step::Create) {
+            return Err(redis_down());
+        }
+        self.0.world().sessions.insert(job);
+        Ok(())
+    }
+    async fn wait_active(&self, _job: Uuid) -> Result<(), SessionError> {
+        if self.0.fails(Step::WaitActive) {
+            return Err(SessionError::Inactive("injected: inactive".into()));
+        }
+        Ok(())
+    }
+    async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
+        if self.0.fails(Step::Delete) {
+            return Err(redis_down());
+        }
+        Ok(self.0.world().sessions.remove(&job))
+    }
+}
+
+pub struct FakeClock(pub Shared, pub AtomicU64);
+
+impl Clock for FakeClock {
+    fn now_ns(&self) -> u64 {
+        // Strictly increasing within one reading of the world's time.
+        self.0.world().now_ns + self.1.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        max_jobs: 4,
+        mirror_mode: MirrorMode::Direct,
+        erspan_name: "erspan0".into(),
+        erspan_endpoints: Ok((Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2))),
+        erspan_dev: None,
+        session_dscp: 8,
+        session_ttl: 255,
+        flow_table_size: 1024,
+        otlp_endpoint: "http://collector:4317".into(),
+    }
+}
+
+/// A core over fakes sharing `world` (the datapath on).
+pub async fn manager(world: &Shared) -> Arc<JobManager> {
+    let ports = Ports {
+        kernel: Some(Box::new(FakeKernel(world.clone()))),
+        interfaces: Box::new(FakeInterfaces(world.clone())),
+        erspan: Box::new(FakeErspan(world.clone())),
+        sonic: Box::new(FakeSonic(world.clone())),
+        clock: Box::new(FakeClock(world.clone(), AtomicU64::new(0))),
+    };
+    JobManager::new(settings(), DatapathStatus::On, ports).await
+}
+
+/// A plain job, for tests that need one.
+pub fn job_template() -> Job {
+    Job {
+        slot: 0,
+        id: Uuid::new_v4(),
+        port: "Ethernet0".into(),
+        iface: "Ethernet0".into(),
+        ifindex: PORT_IFINDEX,
+        state: JobState::Running,
+        direction: Direction::Ingress,
+        mirror_mode: MirrorMode::Direct,
+        attach_mode: Some(AttachMode::Tc),
+        otlp_export: true,
+        flows_detail: false,
+        duration_sec: 0,
+        sample_rate: 1,
+        seq: 1,
+        started_ns: 0,
+        expires_ns: None,
+        stopped_ns: None,
+        error: None,
+        fallback: None,
+        filter: JobFilter::default(),
+        flow_table_size: 0,
+    }
+}

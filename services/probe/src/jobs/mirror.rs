@@ -1,0 +1,241 @@
+//! Where a job counts: the mirror mode it really runs in, the erspan netdev
+//! and the SONiC session it needs, and giving those back.
+
+use std::net::Ipv4Addr;
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::ports::{NetdevError, SessionError, SessionSpec};
+use super::{Inner, JobError, JobManager};
+use crate::domain::{Direction, MirrorMode};
+
+/// The mode a job runs in and where it counts.
+pub(super) struct Resolved {
+    pub mode: MirrorMode,
+    pub iface: String,
+    pub ifindex: u32,
+    /// Why the mode differs from the request.
+    pub fallback: Option<String>,
+    /// The erspan netdev was created for this start.
+    pub created_netdev: bool,
+    /// A SONiC mirror session was written for this start.
+    pub session: bool,
+}
+
+impl JobManager {
+    /// The mode a job really runs in, the interface it counts on, and why
+    /// when the mode differs from the request (seed rule: erspan not
+    /// configured or failing falls back to placeholder, which does nothing
+    /// privileged). Called under the job mutex, so provisioning the erspan
+    /// netdev is serialised with the stops that may remove it.
+    pub(super) async fn resolve_mirror(
+        &self,
+        requested: MirrorMode,
+        port: &str,
+        port_ifindex: u32,
+        id: Uuid,
+        direction: Direction,
+    ) -> Result<Resolved, JobError> {
+        let name = &self.settings.erspan_name;
+        let placeholder = |why: Option<String>| {
+            Ok(Resolved {
+                mode: MirrorMode::Placeholder,
+                iface: name.clone(),
+                ifindex: port_ifindex,
+                fallback: why.map(|w| format!("{w}; fell back to placeholder")),
+                created_netdev: false,
+                session: false,
+            })
+        };
+        let off = match &self.datapath {
+            super::DatapathStatus::On => None,
+            super::DatapathStatus::Off(why) => Some(why.clone()),
+        };
+        match requested {
+            MirrorMode::Placeholder => placeholder(None),
+            MirrorMode::Direct => match off {
+                None => Ok(Resolved {
+                    mode: MirrorMode::Direct,
+                    iface: port.to_string(),
+                    ifindex: port_ifindex,
+                    fallback: None,
+                    created_netdev: false,
+                    session: false,
+                }),
+                Some(why) => Err(JobError::Precondition(format!(
+                    "mirror mode direct needs the BPF datapath, which is off: {why}"
+                ))),
+            },
+            MirrorMode::Erspan | MirrorMode::Sonic => {
+                let mode = requested.as_str();
+                let (local, remote) = match &self.settings.erspan_endpoints {
+                    Ok(e) => *e,
+                    Err(missing) => {
+                        return placeholder(Some(format!(
+                            "{mode} mode is not configured ({} unset; TELEGEN_ERSPAN_LOCAL and TELEGEN_ERSPAN_REMOTE are required)",
+                            missing.join(" and ")
+                        )))
+                    }
+                };
+                if let Some(why) = off {
+                    return placeholder(Some(format!(
+                        "{mode} mode needs the BPF datapath, which is off: {why}"
+                    )));
+                }
+                if requested == MirrorMode::Sonic {
+                    return self
+                        .resolve_sonic(local, remote, port, port_ifindex, id, direction)
+                        .await;
+                }
+                match self.erspan.ensure(local, remote, port).await {
+                    Ok(p) => {
+                        info!(interface = %name, ifindex = p.ifindex, created = p.created, ours = p.ours, "erspan netdev ready");
+                        Ok(Resolved {
+                            mode: MirrorMode::Erspan,
+                            iface: name.clone(),
+                            ifindex: p.ifindex,
+                            fallback: None,
+                            created_netdev: p.created,
+                            session: false,
+                        })
+                    }
+                    Err(NetdevError::Conflict(e)) => Err(JobError::Precondition(e)),
+                    Err(e) => placeholder(Some(format!("erspan provisioning failed: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Mode `sonic`: the SONiC mirror session first (redis down: UNAVAILABLE,
+    /// nothing created), then the erspan netdev as in `erspan`. When the
+    /// netdev cannot be created (a kernel without ip_gre), the job counts on
+    /// the device the tunnel arrives on instead (TELEGEN_ERSPAN_DEV, else the
+    /// port): the classifier decapsulates ERSPAN itself, so the session is
+    /// still useful; the job's fallback says so.
+    async fn resolve_sonic(
+        &self,
+        local: Ipv4Addr,
+        remote: Ipv4Addr,
+        port: &str,
+        port_ifindex: u32,
+        id: Uuid,
+        direction: Direction,
+    ) -> Result<Resolved, JobError> {
+        let name = &self.settings.erspan_name;
+        let spec = self.session_spec(local, remote, port, direction);
+        match self.sonic.create(id, &spec).await {
+            Ok(()) => info!(job_id = %id, "wrote the SONiC mirror session"),
+            Err(SessionError::Unavailable(e)) => return Err(JobError::Unavailable(e)),
+            Err(e) => return Err(JobError::Precondition(e.to_string())),
+        }
+        match self.erspan.ensure(local, remote, port).await {
+            Ok(p) => {
+                info!(interface = %name, ifindex = p.ifindex, created = p.created, ours = p.ours, "erspan netdev ready");
+                Ok(Resolved {
+                    mode: MirrorMode::Sonic,
+                    iface: name.clone(),
+                    ifindex: p.ifindex,
+                    fallback: None,
+                    created_netdev: p.created,
+                    session: true,
+                })
+            }
+            Err(NetdevError::Conflict(e)) => {
+                let _ = self.delete_session(id).await;
+                Err(JobError::Precondition(e))
+            }
+            Err(e) => {
+                let dev = self.settings.erspan_dev.as_deref().unwrap_or(port);
+                let ifindex = if dev == port {
+                    Some(port_ifindex)
+                } else {
+                    self.interfaces.ifindex(dev).await.ok().flatten()
+                };
+                let Some(ifindex) = ifindex else {
+                    let _ = self.delete_session(id).await;
+                    return Err(JobError::Precondition(format!(
+                        "erspan provisioning failed ({e}) and TELEGEN_ERSPAN_DEV {dev} does not exist"
+                    )));
+                };
+                Ok(Resolved {
+                    mode: MirrorMode::Sonic,
+                    iface: dev.to_string(),
+                    ifindex,
+                    fallback: Some(format!(
+                        "erspan netdev {name} could not be created ({e}); counting on {dev} itself, where the classifier decapsulates the mirrored ERSPAN"
+                    )),
+                    created_netdev: false,
+                    session: true,
+                })
+            }
+        }
+    }
+
+    /// The CONFIG_DB session of a sonic job.
+    fn session_spec(
+        &self,
+        local: Ipv4Addr,
+        remote: Ipv4Addr,
+        port: &str,
+        direction: Direction,
+    ) -> SessionSpec {
+        SessionSpec {
+            src_ip: local,
+            dst_ip: remote,
+            dscp: self.settings.session_dscp,
+            ttl: self.settings.session_ttl,
+            queue: 0,
+            src_port: port.to_string(),
+            direction: match direction {
+                Direction::Ingress => "RX",
+                Direction::Egress => "TX",
+                Direction::Both => "BOTH",
+            },
+        }
+    }
+
+    /// Give back what resolving a start took, when the start goes no
+    /// further (the job was never recorded).
+    pub(super) async fn undo_resolve(&self, inner: &mut Inner, id: Uuid, r: &Resolved) {
+        if r.created_netdev {
+            self.release_erspan_if_unused(inner).await;
+        }
+        if r.session {
+            let _ = self.delete_session(id).await;
+        }
+    }
+
+    /// Delete a sonic job's mirror session; an error is logged and returned.
+    pub(super) async fn delete_session(&self, id: Uuid) -> Result<(), SessionError> {
+        match self.sonic.delete(id).await {
+            Ok(true) => {
+                info!(job_id = %id, "deleted the SONiC mirror session");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => {
+                warn!(job_id = %id, error = %e, "deleting the SONiC mirror session");
+                Err(e)
+            }
+        }
+    }
+
+    /// Delete the erspan netdev when no active erspan or sonic job counts on
+    /// it and this probe created it (it carries our owner mark); a reused
+    /// one stays.
+    pub(super) async fn release_erspan_if_unused(&self, inner: &Inner) {
+        let name = &self.settings.erspan_name;
+        let in_use = inner.slots.iter().any(|j| {
+            j.mirror_mode.uses_erspan_netdev() && j.iface == *name && j.wants_attachment()
+        });
+        if in_use {
+            return;
+        }
+        match self.erspan.release().await {
+            Ok(true) => info!(interface = %name, "removed the erspan netdev we created"),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "removing the erspan netdev we created"),
+        }
+    }
+}

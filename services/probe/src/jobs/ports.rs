@@ -1,0 +1,234 @@
+//! What the job core needs from the world, as traits: the kernel (pinned
+//! records, counters, hooks), interface look-up, the two mirror backends
+//! and the clock. The probe plugs in the real ones (kernel::LiveKernel,
+//! kernel::netlink, mirror::*); the core's unit tests plug in fakes that
+//! can fail at any step.
+
+use std::net::Ipv4Addr;
+
+use uuid::Uuid;
+
+use crate::domain::{AttachMode, ClassCounts, Job};
+
+/// The job slots that want each hook of one interface (0 ingress, 1
+/// egress), and which hooks must run the deep program (bit per hook).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookWant {
+    pub slots: [Vec<u8>; 2],
+    pub deep: u8,
+}
+
+impl HookWant {
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Vec::is_empty)
+    }
+}
+
+/// A failure of the kernel side, typed by what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("{what}: {source}")]
+    Map {
+        what: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("{what}: {source}")]
+    Netlink {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interface {0} disappeared")]
+    InterfaceGone(u32),
+    #[error("all interface slots are in use")]
+    NoInterfaceSlot,
+    #[error("the classifier on {iface} {dir} was attached by an older probe that cannot filter or track flows; stop the jobs on this interface first, so it is re-attached")]
+    OldClassifier { iface: String, dir: &'static str },
+    #[error("loading the filter and flow program: {0}")]
+    DeepProgram(String),
+    #[error("{0}")]
+    Attach(String),
+}
+
+/// One flow of a job's table as the kernel keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFlow {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// A flows job's table and how it fared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowTableRead {
+    /// None: the job has no table (any more).
+    pub table_size: Option<u32>,
+    pub entries: Vec<RawFlow>,
+    pub flows_seen: u64,
+    pub sampled_packets: u64,
+    pub update_failures: u64,
+}
+
+/// Everything the kernel counted for one job since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounters {
+    /// Per class, in `CLASS_NAMES` order.
+    pub classes: Vec<ClassCounts>,
+    /// The per-job packet errors results show, by name.
+    pub errors: Vec<(&'static str, u64)>,
+    pub flows: FlowTableRead,
+}
+
+/// One interface's counters, for the counter stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceCounters {
+    pub ifindex: u32,
+    pub name: String,
+    /// The hooks attached there ("ingress", "egress" or "both").
+    pub hooks: String,
+    pub start_ns: u64,
+    pub classes: Vec<ClassCounts>,
+}
+
+/// The kernel's side of a counter snapshot (jobs are added by the core).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// When the pinned counters were created.
+    pub epoch_ns: u64,
+    pub global: Vec<ClassCounts>,
+    pub interfaces: Vec<IfaceCounters>,
+    pub errors: Vec<(&'static str, u64)>,
+    pub tunnel: Vec<(&'static str, u64)>,
+}
+
+/// The pinned datapath: job records, per-job kernel state, hooks, counters.
+/// Every write is persisted before it returns (a restarted probe sees it).
+#[tonic::async_trait]
+pub trait Kernel: Send + Sync {
+    /// The job records an earlier probe left (with their filters).
+    fn load_jobs(&self) -> Vec<Job>;
+    /// Write a job's record.
+    fn persist(&mut self, job: &Job) -> Result<(), KernelError>;
+    /// Everything a job's slot needs before it is counted: zeroed counters,
+    /// its filter, a fresh flow table (or none).
+    fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError>;
+    /// Make the hooks of `ifindex` match `want` (attach, detach, config);
+    /// the attach mode in use there, None when nothing is attached.
+    async fn reconcile(
+        &mut self,
+        ifindex: u32,
+        want: &HookWant,
+    ) -> Result<Option<AttachMode>, KernelError>;
+    /// Interfaces with a recorded attachment.
+    fn hooked_ifindexes(&self) -> Vec<u32>;
+    /// Unpin TCX links no record mentions (a crash mid-attach).
+    fn remove_unrecorded_links(&mut self);
+    fn job_counters(&self, job: &Job) -> Result<JobCounters, KernelError>;
+    fn counters(&self) -> Result<KernelCounters, KernelError>;
+}
+
+/// Interface look-up by name.
+#[tonic::async_trait]
+pub trait Interfaces: Send + Sync {
+    async fn ifindex(&self, name: &str) -> std::io::Result<Option<u32>>;
+}
+
+/// A netdev ready to count on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub ifindex: u32,
+    /// This probe created it now (false: reused).
+    pub created: bool,
+    /// It carries our owner mark (created now or by an earlier run).
+    pub ours: bool,
+}
+
+/// Why the erspan netdev could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdevError {
+    /// A device is in the way that must not be changed: the operator has
+    /// to act (FAILED_PRECONDITION), rather than a job silently elsewhere.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The erspan netdev a job counts on (mirror modes erspan and sonic).
+#[tonic::async_trait]
+pub trait ErspanBackend: Send + Sync {
+    /// Create the netdev, or reuse a matching one; `port` is the job's port.
+    async fn ensure(
+        &self,
+        local: Ipv4Addr,
+        remote: Ipv4Addr,
+        port: &str,
+    ) -> Result<Provisioned, NetdevError>;
+    /// Remove the netdev if this probe created it; whether it did.
+    async fn release(&self) -> Result<bool, NetdevError>;
+}
+
+/// What a job's mirror session asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSpec {
+    pub src_ip: Ipv4Addr,
+    pub dst_ip: Ipv4Addr,
+    pub dscp: u8,
+    pub ttl: u8,
+    pub queue: u8,
+    pub src_port: String,
+    /// RX, TX or BOTH.
+    pub direction: &'static str,
+}
+
+/// Why a mirror session could not be written, activated or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The switch's database did not answer: UNAVAILABLE, REST 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A session of that name exists and is not ours.
+    #[error("{0}")]
+    Refused(String),
+    /// The switch did not activate it in time.
+    #[error("{0}")]
+    Inactive(String),
+}
+
+/// SONiC's CONFIG_DB / STATE_DB mirror sessions (mirror mode sonic).
+#[tonic::async_trait]
+pub trait SonicBackend: Send + Sync {
+    async fn create(&self, job: Uuid, spec: &SessionSpec) -> Result<(), SessionError>;
+    async fn wait_active(&self, job: Uuid) -> Result<(), SessionError>;
+    /// Whether there was a session to delete.
+    async fn delete(&self, job: Uuid) -> Result<bool, SessionError>;
+}
+
+/// Wall-clock time in ns since the epoch (jobs' start, stop and expiry).
+pub trait Clock: Send + Sync {
+    fn now_ns(&self) -> u64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> u64 {
+        crate::timefmt::now_ns()
+    }
+}
+
+/// The job core's backends.
+pub struct Ports {
+    /// None: the datapath is off (jobs run in placeholder mode).
+    pub kernel: Option<Box<dyn Kernel>>,
+    pub interfaces: Box<dyn Interfaces>,
+    pub erspan: Box<dyn ErspanBackend>,
+    pub sonic: Box<dyn SonicBackend>,
+    pub clock: Box<dyn Clock>,
+}

@@ -1,0 +1,213 @@
+//! The kernel side: the BPF datapath (load, pins, attach), its maps, and
+//! netlink, the probe's only user of rtnetlink. `LiveKernel` is the job
+//! core's `Kernel` port over them.
+
+pub mod attach;
+pub mod datapath;
+pub mod info;
+pub mod maps;
+pub mod netlink;
+mod reconcile;
+pub mod records;
+pub mod rlimit;
+
+use std::sync::Arc;
+
+use crate::domain::{AttachMode, ClassCounts, Job, DIR_NAMES};
+use crate::jobs::ports::{
+    FlowTableRead, HookWant, IfaceCounters, JobCounters, Kernel, KernelCounters, KernelError,
+    RawFlow,
+};
+use datapath::Datapath;
+use maps::layout::{
+    get_str, Counters, IfaceRec, ERROR_NAMES, JOB_ERROR_INDEX, MAX_IF_SLOTS, MAX_JOB_SLOTS,
+    TUNNEL_NAMES,
+};
+use maps::{ClassCounters, MapStep};
+use netlink::Netlink;
+
+impl From<MapStep> for KernelError {
+    fn from(e: MapStep) -> Self {
+        KernelError::Map {
+            what: e.what,
+            source: e.source,
+        }
+    }
+}
+
+fn map(what: &'static str) -> impl FnOnce(aya::maps::MapError) -> KernelError {
+    move |source| KernelError::Map { what, source }
+}
+
+fn counts(c: &Counters) -> ClassCounts {
+    ClassCounts {
+        packets: c.packets,
+        bytes: c.bytes,
+        hist: c.hist.to_vec(),
+    }
+}
+
+fn classes(cc: &ClassCounters) -> Vec<ClassCounts> {
+    cc.iter().map(counts).collect()
+}
+
+/// The loaded datapath with its interface records.
+pub struct LiveKernel {
+    dp: Datapath,
+    netlink: Arc<Netlink>,
+    /// The pinned `ifaces` records, by interface slot.
+    ifaces: Vec<IfaceRec>,
+}
+
+impl LiveKernel {
+    pub fn new(dp: Datapath, netlink: Arc<Netlink>) -> Self {
+        let ifaces = (0..MAX_IF_SLOTS)
+            .map(|s| dp.maps.iface_rec(s).unwrap_or_default())
+            .collect();
+        LiveKernel {
+            dp,
+            netlink,
+            ifaces,
+        }
+    }
+
+    pub fn attach_mode(&self) -> AttachMode {
+        self.dp.mode
+    }
+}
+
+#[tonic::async_trait]
+impl Kernel for LiveKernel {
+    fn load_jobs(&self) -> Vec<Job> {
+        (0..MAX_JOB_SLOTS)
+            .filter_map(|slot| {
+                let rec = self.dp.maps.job_rec(slot).ok()?;
+                let mut job = records::job_from_rec(slot, &rec)?;
+                if let Ok(k) = self.dp.maps.job_filter(slot) {
+                    job.filter = crate::domain::JobFilter::from_kernel(&k);
+                }
+                Some(job)
+            })
+            .collect()
+    }
+
+    fn persist(&mut self, job: &Job) -> Result<(), KernelError> {
+        self.dp
+            .maps
+            .set_job_rec(job.slot, &records::job_to_rec(job))
+            .map_err(map("writing the job record"))
+    }
+
+    fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError> {
+        Ok(self
+            .dp
+            .maps
+            .prepare_job(job.slot, &records::job_filter(job), job.flow_table_size)?)
+    }
+
+    async fn reconcile(
+        &mut self,
+        ifindex: u32,
+        want: &HookWant,
+    ) -> Result<Option<AttachMode>, KernelError> {
+        self.reconcile_hooks(ifindex, want).await
+    }
+
+    fn hooked_ifindexes(&self) -> Vec<u32> {
+        self.ifaces
+            .iter()
+            .filter(|r| r.used != 0)
+            .map(|r| r.ifindex)
+            .collect()
+    }
+
+    fn remove_unrecorded_links(&mut self) {
+        self.unpin_unrecorded_links();
+    }
+
+    fn job_counters(&self, job: &Job) -> Result<JobCounters, KernelError> {
+        let maps = &self.dp.maps;
+        let cc = maps
+            .job_counters(job.slot)
+            .map_err(map("reading job counters"))?;
+        let aux = maps.job_aux(job.slot).map_err(map("reading job errors"))?;
+        let mut flows = FlowTableRead {
+            flows_seen: aux.flows_new,
+            sampled_packets: aux.sampled,
+            update_failures: aux.flow_fail,
+            ..Default::default()
+        };
+        if job.flows_detail {
+            if let Some(t) = maps
+                .flow_table(job.slot)
+                .map_err(map("reading the flow table"))?
+            {
+                flows.table_size = Some(t.size);
+                flows.entries = t
+                    .flows
+                    .iter()
+                    .map(|(k, v)| {
+                        // The classifier keys only IPv4 and IPv6 packets.
+                        let ip = |w| {
+                            records::words_ip(k.family, w)
+                                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+                        };
+                        RawFlow {
+                            src: ip(&k.src),
+                            dst: ip(&k.dst),
+                            sport: k.sport,
+                            dport: k.dport,
+                            proto: k.proto,
+                            packets: v.packets,
+                            bytes: v.bytes,
+                        }
+                    })
+                    .collect();
+            }
+        }
+        Ok(JobCounters {
+            classes: classes(&cc),
+            errors: crate::domain::limits::JOB_ERROR_NAMES
+                .iter()
+                .zip(JOB_ERROR_INDEX)
+                .map(|(&name, i)| (name, aux.err[i]))
+                .collect(),
+            flows,
+        })
+    }
+
+    fn counters(&self) -> Result<KernelCounters, KernelError> {
+        let maps = &self.dp.maps;
+        let mut interfaces = Vec::new();
+        for (slot, rec) in self.ifaces.iter().enumerate().filter(|(_, r)| r.used != 0) {
+            let dirs: Vec<&str> = (0..2)
+                .filter(|&d| rec.hook[d].attached != 0)
+                .map(|d| DIR_NAMES[d])
+                .collect();
+            interfaces.push(IfaceCounters {
+                ifindex: rec.ifindex,
+                name: get_str(&rec.name),
+                hooks: if dirs.len() == 2 {
+                    "both".into()
+                } else {
+                    dirs.concat()
+                },
+                start_ns: rec.start_unix_ns,
+                classes: classes(
+                    &maps
+                        .iface_counters(slot as u32)
+                        .map_err(map("reading interface counters"))?,
+                ),
+            });
+        }
+        let errors = maps.errors().map_err(map("reading error counters"))?;
+        let tunnel = maps.tunnel().map_err(map("reading tunnel counters"))?;
+        Ok(KernelCounters {
+            epoch_ns: self.dp.epoch_ns,
+            global: classes(&maps.global().map_err(map("reading global counters"))?),
+            interfaces,
+            errors: ERROR_NAMES.iter().copied().zip(errors).collect(),
+            tunnel: TUNNEL_NAMES.iter().copied().zip(tunnel).collect(),
+        })
+    }
+}

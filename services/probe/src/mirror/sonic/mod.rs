@@ -1,0 +1,207 @@
+//! SONiC mirror sessions (SPEC section 5, mode `sonic`): the probe asks the
+//! switch's orchestration to mirror a port by writing
+//! `MIRROR_SESSION|telegen-<job id>` to CONFIG_DB and waits, bounded, for
+//! STATE_DB `MIRROR_SESSION_TABLE|telegen-<job id>` to say `status active`.
+//!
+//! Ownership: the key names the job's UUID, which this probe generated and
+//! recorded in its pinned `jobs` map; the probe only ever deletes the key of
+//! one of its own jobs, and never writes over a key that already exists. No
+//! marker field is added to the session: SONiC's mirrororch rejects a
+//! session with an attribute it does not know.
+//!
+//! Redis: TELEGEN_REDIS (`unix:///path` or `redis://host:port`, default
+//! `unix:///var/run/redis/redis.sock`); when SONiC's database_config.json
+//! exists (TELEGEN_SONIC_DB_CONFIG, default
+//! /var/run/redis/sonic-db/database_config.json) its CONFIG_DB and STATE_DB
+//! ids are used, and its instance's socket when TELEGEN_REDIS is unset. One
+//! short-lived connection per operation, every call bounded by a timeout, so
+//! a redis that is down or slow fails the call (UNAVAILABLE) instead of
+//! hanging a StartJob.
+
+mod settings;
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use uuid::Uuid;
+
+pub use crate::jobs::ports::SessionSpec;
+use crate::jobs::ports::{SessionError, SonicBackend};
+pub use settings::{
+    DbAddr, RedisAddr, SonicSettings, CONFIG_DB, DEFAULT_DB_CONFIG, DEFAULT_REDIS, STATE_DB,
+};
+/// Connect and per-command timeout: redis on a switch answers in
+/// microseconds; two seconds is "down or wedged".
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The DSCP written when TELEGEN_ERSPAN_TOS is `inherit` (CS1, low priority).
+pub const DEFAULT_DSCP: u8 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SonicError {
+    /// Redis did not answer (down, refused, timed out, protocol error).
+    #[error("SONiC redis {addr} (db {db}) is unavailable: {msg}")]
+    Unavailable { addr: String, db: i64, msg: String },
+    /// A session with our key exists already: not ours, left alone.
+    #[error("CONFIG_DB already has {0}, which this probe did not write; left alone")]
+    Exists(String),
+    /// Orchestration did not activate the session in time.
+    #[error("inactive: STATE_DB {key} status is {status} after {waited:?} (want active)")]
+    Inactive {
+        key: String,
+        status: String,
+        waited: Duration,
+    },
+}
+
+/// The CONFIG_DB hash fields of a session, exactly as documented (README
+/// "Mirror modes").
+pub fn session_fields(s: &SessionSpec) -> Vec<(&'static str, String)> {
+    vec![
+        ("type", "ERSPAN".into()),
+        ("src_ip", s.src_ip.to_string()),
+        ("dst_ip", s.dst_ip.to_string()),
+        ("gre_type", "0x88be".into()),
+        ("dscp", s.dscp.to_string()),
+        ("ttl", s.ttl.to_string()),
+        ("queue", s.queue.to_string()),
+        ("src_port", s.src_port.clone()),
+        ("direction", s.direction.into()),
+    ]
+}
+
+/// The session name of a job.
+pub fn session_name(job: Uuid) -> String {
+    format!("telegen-{job}")
+}
+
+pub struct Sonic {
+    pub settings: SonicSettings,
+}
+
+#[tonic::async_trait]
+impl SonicBackend for Sonic {
+    async fn create(&self, job: Uuid, spec: &SessionSpec) -> Result<(), SessionError> {
+        Ok(Sonic::create(self, job, spec).await?)
+    }
+    async fn wait_active(&self, job: Uuid) -> Result<(), SessionError> {
+        Ok(Sonic::wait_active(self, job).await?)
+    }
+    async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
+        Ok(Sonic::delete(self, job).await?)
+    }
+}
+
+impl From<SonicError> for SessionError {
+    fn from(e: SonicError) -> Self {
+        let msg = e.to_string();
+        match e {
+            SonicError::Unavailable { .. } => SessionError::Unavailable(msg),
+            SonicError::Exists(_) => SessionError::Refused(msg),
+            SonicError::Inactive { .. } => SessionError::Inactive(msg),
+        }
+    }
+}
+
+impl Sonic {
+    async fn conn(&self, d: &DbAddr) -> Result<MultiplexedConnection, SonicError> {
+        let unavailable = |msg: String| SonicError::Unavailable {
+            addr: d.addr.to_string(),
+            db: d.db,
+            msg,
+        };
+        let client =
+            redis::Client::open(d.addr.url(d.db)).map_err(|e| unavailable(e.to_string()))?;
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(IO_TIMEOUT))
+            .set_response_timeout(Some(IO_TIMEOUT));
+        // The outer timeout also bounds the SELECT the connection sends.
+        match tokio::time::timeout(
+            IO_TIMEOUT * 2,
+            client.get_multiplexed_async_connection_with_config(&cfg),
+        )
+        .await
+        {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(unavailable(e.to_string())),
+            Err(_) => Err(unavailable(format!(
+                "no connection within {:?}",
+                IO_TIMEOUT * 2
+            ))),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        d: &DbAddr,
+        cmd: &redis::Cmd,
+    ) -> Result<T, SonicError> {
+        let mut c = self.conn(d).await?;
+        let unavailable = |msg: String| SonicError::Unavailable {
+            addr: d.addr.to_string(),
+            db: d.db,
+            msg,
+        };
+        match tokio::time::timeout(IO_TIMEOUT, cmd.query_async::<T>(&mut c)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(e.to_string())),
+            Err(_) => Err(unavailable(format!("no answer within {IO_TIMEOUT:?}"))),
+        }
+    }
+
+    /// Write the job's session to CONFIG_DB. A key that exists already is
+    /// refused (never overwritten). When the write itself fails, a best
+    /// effort delete follows (the write may have landed before a timeout).
+    pub async fn create(&self, job: Uuid, spec: &SessionSpec) -> Result<(), SonicError> {
+        let key = format!("MIRROR_SESSION|{}", session_name(job));
+        let d = &self.settings.config_db;
+        let exists: bool = self.query(d, redis::cmd("EXISTS").arg(&key)).await?;
+        if exists {
+            return Err(SonicError::Exists(key));
+        }
+        let mut hset = redis::cmd("HSET");
+        hset.arg(&key);
+        for (f, v) in session_fields(spec) {
+            hset.arg(f).arg(v);
+        }
+        if let Err(e) = self.query::<i64>(d, &hset).await {
+            let _ = self.delete(job).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Wait (TELEGEN_SONIC_WAIT_SEC) for STATE_DB to report the session
+    /// active.
+    pub async fn wait_active(&self, job: Uuid) -> Result<(), SonicError> {
+        let key = format!("MIRROR_SESSION_TABLE|{}", session_name(job));
+        let d = &self.settings.state_db;
+        let start = tokio::time::Instant::now();
+        let deadline = start + self.settings.wait;
+        loop {
+            let status: Option<String> = self
+                .query(d, redis::cmd("HGET").arg(&key).arg("status"))
+                .await?;
+            if status.as_deref() == Some("active") {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(SonicError::Inactive {
+                    key,
+                    status: status.unwrap_or_else(|| "absent".into()),
+                    waited: self.settings.wait,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Delete the job's session from CONFIG_DB (true: it was there).
+    pub async fn delete(&self, job: Uuid) -> Result<bool, SonicError> {
+        let key = format!("MIRROR_SESSION|{}", session_name(job));
+        let n: i64 = self
+            .query(&self.settings.config_db, redis::cmd("DEL").arg(&key))
+            .await?;
+        Ok(n > 0)
+    }
+}
