@@ -554,3 +554,45 @@ async fn a_hook_attached_before_filters_refuses_filtered_jobs() {
     let r = probe.results_at(&job.job_id, 1).await.unwrap();
     assert_eq!((r.packets_total, r.bytes_total), (1, 90));
 }
+
+/// An upgrade over pins of the previous layout of the error counters (8
+/// entries, before deep_program_missing and filter_lookup): the probe
+/// replaces that counter-only map, adopts its running job, and counts on.
+#[tokio::test]
+async fn an_error_map_of_the_older_size_is_replaced_and_jobs_count_on() {
+    use aya::maps::MapData;
+    use aya_obj::generated::bpf_map_type;
+
+    let lab = Lab::new();
+    let mut probe = Probe::start(&lab.probe_ns, &[]).await.unwrap();
+    let job = start(&probe, &lab.veth.port, Default::default()).await;
+    probe.kill_process();
+    let pin = probe.pin_dir.join("errors_percpu");
+    std::fs::remove_file(&pin).unwrap();
+    let def =
+        aya_obj::Map::new_from_params(bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY as u32, 4, 8, 8, 0);
+    let old = MapData::create(def, "errors_percpu", None).unwrap();
+    old.pin(&pin).unwrap();
+    drop(old);
+    probe.spawn(&[]).await.unwrap();
+    let info = probe
+        .client()
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(info.datapath_enabled, "{}", info.datapath_reason);
+    assert!(
+        probe.log_text().contains("replacing a pinned counter map"),
+        "{}",
+        probe.log_text()
+    );
+    probe.wait_status(&job.job_id, "running").await.unwrap();
+    lab.ingress(&[Pkt::new("10.0.0.1", "10.0.0.2", 17, 53, 53, 90)]);
+    let r = probe.results_at(&job.job_id, 1).await.unwrap();
+    assert_eq!(r.packets_total, 1);
+    let snap = probe.snapshot().await.unwrap();
+    for name in ["deep_program_missing", "filter_lookup", "job_slot_overflow"] {
+        assert_eq!(snap.errors.get(name), Some(&0), "{name}: {:?}", snap.errors);
+    }
+}
