@@ -218,7 +218,8 @@ struct job_rec {
 	__u8 attach_mode; /* 0 none, 1 tcx, 2 tc */
 	__u8 otlp_export;
 	__u8 result_detail; /* 0 summary, 1 flows */
-	__u16 pad;
+	__u8 ending;      /* a stopping job's final state (a state code; 0: stopped) */
+	__u8 pad;
 	__u32 duration_sec;
 	__u32 sample_rate;
 	__u32 pad2;

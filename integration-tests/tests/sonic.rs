@@ -501,3 +501,67 @@ async fn sonic_session_survives_a_probe_restart_and_is_deleted_at_stop() {
     probe.stop_job(&job.job_id).await.unwrap();
     assert!(redis.hgetall(4, &key).is_empty(), "deleted at stop");
 }
+
+/// Redis wedged (SIGSTOP) as a sonic job expires: the job does not end
+/// while its session is still in CONFIG_DB; it stays `stopping`, says what
+/// is pending and why, and once redis answers again the retry deletes the
+/// session and the job ends `expired`. (Before, the job read `expired` and
+/// the switch kept mirroring the port forever.)
+#[tokio::test]
+async fn a_session_redis_cannot_delete_keeps_its_job_stopping_until_it_is_gone() {
+    let redis = Redis::start().await;
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = sonic_probe(&ns, &redis, &[]).await;
+    let job = probe
+        .client()
+        .start_job(req(&veth.port, "ingress", 3))
+        .await
+        .unwrap()
+        .into_inner();
+    orchestrate(&redis, &job.job_id).await;
+    probe.wait_status(&job.job_id, "running").await.unwrap();
+    redis.signal(libc::SIGSTOP);
+    let stopping = poll(
+        "the expired job to report its pending delete",
+        Duration::from_secs(30),
+        || {
+            let mut c = probe.client();
+            let id = job.job_id.clone();
+            async move {
+                let j = c
+                    .get_job(pb::GetJobRequest { job_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (j.status == "stopping" && !j.pending.is_empty()).then_some(j)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        stopping.pending.contains("SONiC mirror session"),
+        "{}",
+        stopping.pending
+    );
+    // Still stopping while redis stays wedged (several retries).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut c = probe.client();
+    let still = c
+        .get_job(pb::GetJobRequest {
+            job_id: job.job_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.status, "stopping", "{still:?}");
+    redis.signal(libc::SIGCONT);
+    let ended = probe.wait_status(&job.job_id, "expired").await.unwrap();
+    assert!(ended.pending.is_empty(), "{ended:?}");
+    assert!(
+        redis.keys(4, "MIRROR_SESSION|*").is_empty(),
+        "the session is gone"
+    );
+    assert!(!links(&ns).contains("erspan0"), "{}", links(&ns));
+}

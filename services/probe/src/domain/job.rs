@@ -41,6 +41,11 @@ pub struct Job {
     pub filter: JobFilter,
     /// Entries of the job's flow table (flows jobs), else 0.
     pub flow_table_size: u32,
+    /// The final state a `stopping` job moves to once everything it held
+    /// is given back (stopped, expired or failed).
+    pub ending: Option<JobState>,
+    /// What a `stopping` job still waits for, and why (retried until done).
+    pub pending: Option<String>,
 }
 
 impl Job {

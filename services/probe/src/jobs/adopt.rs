@@ -12,45 +12,55 @@ use crate::domain::JobState;
 
 impl JobManager {
     pub(super) async fn adopt(self: &Arc<Self>) {
-        let mut inner = self.inner.lock().await;
-        let Some(kernel) = inner.kernel.as_mut() else {
-            return;
+        let (mut ifindexes, stopping) = {
+            let mut inner = self.inner.lock().await;
+            let Some(kernel) = inner.kernel.as_mut() else {
+                return;
+            };
+            let jobs = kernel.load_jobs();
+            kernel.remove_unrecorded_links();
+            let ifindexes = kernel.hooked_ifindexes();
+            inner.slots = Slots::from_jobs(MAX_JOB_SLOTS as usize, jobs);
+            let adopted = inner.slots.active();
+            if adopted > 0 {
+                info!(jobs = adopted, "adopted running jobs from the pinned state");
+            }
+            let stopping = inner.slots.select(|j| j.state == JobState::Stopping);
+            (ifindexes, stopping)
         };
-        let jobs = kernel.load_jobs();
-        kernel.remove_unrecorded_links();
-        let mut ifindexes = kernel.hooked_ifindexes();
-        inner.slots = Slots::from_jobs(MAX_JOB_SLOTS as usize, jobs);
-        let adopted = inner.slots.active();
-        if adopted > 0 {
-            info!(jobs = adopted, "adopted running jobs from the pinned state");
+        // Interrupted stops complete (in the state they were ending in);
+        // starts resume below.
+        for (slot, id) in stopping {
+            self.finish(slot, id, JobState::Stopped).await;
         }
-        // Interrupted stops complete; starts resume below.
-        for (slot, id) in inner.slots.select(|j| j.state == JobState::Stopping) {
-            if let Some(j) = inner.slots.get_mut(slot, id) {
-                j.state = JobState::Running;
+        let mut lost = Vec::new();
+        let starting = {
+            let mut inner = self.inner.lock().await;
+            ifindexes.extend(
+                inner
+                    .slots
+                    .iter()
+                    .filter(|j| j.wants_attachment())
+                    .map(|j| j.ifindex),
+            );
+            ifindexes.sort_unstable();
+            ifindexes.dedup();
+            for ifindex in ifindexes {
+                if let Err(e) = inner.reconcile(ifindex).await {
+                    warn!(ifindex, error = %e, "re-adopting attachments");
+                    lost.push((ifindex, e.to_string()));
+                }
             }
-            self.finish(&mut inner, slot, id, JobState::Stopped).await;
+            inner.slots.select(|j| j.state == JobState::Starting)
+        };
+        for (ifindex, why) in lost {
+            self.fail_jobs_on(ifindex, &why).await;
         }
-        ifindexes.extend(
-            inner
-                .slots
-                .iter()
-                .filter(|j| j.wants_attachment())
-                .map(|j| j.ifindex),
-        );
-        ifindexes.sort_unstable();
-        ifindexes.dedup();
-        for ifindex in ifindexes {
-            if let Err(e) = inner.reconcile(ifindex).await {
-                warn!(ifindex, error = %e, "re-adopting attachments");
-                self.fail_jobs_on(&mut inner, ifindex, &e.to_string()).await;
-            }
-        }
-        let starting = inner.slots.select(|j| j.state == JobState::Starting);
         // A netdev of ours that no job wants any more (a stop interrupted
         // between detach and delete) goes now.
-        self.release_erspan_if_unused(&inner).await;
-        drop(inner);
+        let _ = self
+            .release_erspan_if_unused(&*self.inner.lock().await)
+            .await;
         for (slot, id) in starting {
             self.activate(slot, id).await;
         }

@@ -271,5 +271,7 @@ pub fn job_template() -> Job {
         fallback: None,
         filter: JobFilter::default(),
         flow_table_size: 0,
+        ending: None,
+        pending: None,
     }
 }

@@ -1,7 +1,13 @@
 //! A job's life after its start was accepted: activation (starting ->
-//! running or failed), the end (stop, expiry, failure), and the one path
-//! that gives back what a job held: its hooks, the erspan netdev, its SONiC
-//! session.
+//! running, or the end), and the end (stop, expiry, failure) through the one
+//! path that gives back what a job held: its hooks, the erspan netdev, its
+//! SONiC session.
+//!
+//! A job is final only when everything it held is given back. Until then
+//! it stays `stopping`, says what is pending (`pending`), and the expiry
+//! loop retries; the state it will end in is recorded (`ending`), so a
+//! restarted probe finishes it too. The SONiC delete, the one step that can
+//! wait seconds on redis, runs without the job lock.
 
 use std::sync::Arc;
 
@@ -12,54 +18,29 @@ use super::ports::SessionError;
 use super::{Inner, JobManager};
 use crate::domain::{Job, JobState, MirrorMode};
 
-/// What a job holds that must be given back when it ends.
-struct Holdings {
-    id: Uuid,
-    /// Its hooks on this interface (reconciled without it).
-    ifindex: Option<u32>,
-    /// It may be the last user of the erspan netdev.
-    erspan: bool,
-    /// Its SONiC mirror session.
-    session: bool,
-}
-
-impl Holdings {
-    fn of(job: &Job) -> Self {
-        Holdings {
-            id: job.id,
-            ifindex: job.mirror_mode.attaches().then_some(job.ifindex),
-            erspan: job.mirror_mode.uses_erspan_netdev(),
-            session: job.mirror_mode == MirrorMode::Sonic,
-        }
-    }
-}
-
 impl JobManager {
-    /// Give back what a job that no longer wants anything held. Every step
-    /// runs even when one fails; the first failure is returned, for the
-    /// job's error.
-    async fn release(&self, inner: &mut Inner, h: Holdings) -> Option<String> {
+    /// The kernel and netdev half of giving back what `job` held (under the
+    /// job lock: both are local and fast). Every step runs even when one
+    /// fails; the first failure is returned.
+    async fn release_local(&self, inner: &mut Inner, job: &Job) -> Option<String> {
         let mut err = None;
-        if let Some(ifindex) = h.ifindex {
-            if let Err(e) = inner.reconcile(ifindex).await {
-                warn!(job_id = %h.id, error = %e, "detaching");
-                err.get_or_insert(e.to_string());
+        if job.mirror_mode.attaches() {
+            if let Err(e) = inner.reconcile(job.ifindex).await {
+                warn!(job_id = %job.id, error = %e, "detaching");
+                err = Some(format!("detaching: {e}"));
             }
         }
-        if h.erspan {
-            self.release_erspan_if_unused(inner).await;
-        }
-        if h.session {
-            if let Err(e) = self.delete_session(h.id).await {
-                err.get_or_insert(format!("deleting the SONiC mirror session: {e}"));
+        if job.mirror_mode.uses_erspan_netdev() {
+            if let Err(e) = self.release_erspan_if_unused(inner).await {
+                err.get_or_insert(format!("removing the erspan netdev we created: {e}"));
             }
         }
         err
     }
 
-    /// starting -> running (or failed): a sonic job first waits (without
-    /// the job lock) for STATE_DB to report its session active; then attach
-    /// where the job needs it.
+    /// starting -> running: a sonic job first waits (without the job lock)
+    /// for STATE_DB to report its session active; then attach where the job
+    /// needs it. On failure the job ends `failed`, giving back what it took.
     pub(super) async fn activate(self: &Arc<Self>, slot: u32, id: Uuid) {
         let sonic_job = {
             let inner = self.inner.lock().await;
@@ -75,104 +56,151 @@ impl JobManager {
         } else {
             Ok(())
         };
-        let mut inner = self.inner.lock().await;
-        let Some(job) = inner
-            .slots
-            .get(slot, id)
-            .filter(|j| j.state == JobState::Starting)
-            .cloned()
-        else {
-            return;
+        let failure = {
+            let mut inner = self.inner.lock().await;
+            let Some(mut job) = inner
+                .slots
+                .get(slot, id)
+                .filter(|j| j.state == JobState::Starting)
+                .cloned()
+            else {
+                return;
+            };
+            let mut result = session.map(|_| None);
+            if job.mirror_mode.attaches() && result.is_ok() {
+                if let Some(k) = inner.kernel.as_mut() {
+                    result = k.prepare_job(&job).map(|_| None).map_err(|e| e.to_string());
+                }
+                if result.is_ok() {
+                    result = inner
+                        .reconcile(job.ifindex)
+                        .await
+                        .map_err(|e| e.to_string());
+                }
+            }
+            match result {
+                Ok(mode) => {
+                    job.state = JobState::Running;
+                    job.attach_mode = mode;
+                    info!(job_id = %id, interface = %job.iface, attach_mode = mode.map_or("none", |m| m.as_str()), "job running");
+                    // A record left at `starting` is activated again by the
+                    // next probe: harmless.
+                    let _ = inner.persist(&job);
+                    None
+                }
+                Err(e) => {
+                    error!(job_id = %id, error = %e, "job failed to start");
+                    job.error = Some(e);
+                    let _ = inner.persist(&job);
+                    Some(())
+                }
+            }
         };
-        let mut result = session.map(|_| None);
-        if job.mirror_mode.attaches() && result.is_ok() {
-            if let Some(k) = inner.kernel.as_mut() {
-                result = k.prepare_job(&job).map(|_| None).map_err(|e| e.to_string());
-            }
-            if result.is_ok() {
-                result = inner
-                    .reconcile(job.ifindex)
-                    .await
-                    .map_err(|e| e.to_string());
-            }
-        }
-        let mut job = job;
-        match result {
-            Ok(mode) => {
-                job.state = JobState::Running;
-                job.attach_mode = mode;
-                info!(job_id = %id, interface = %job.iface, attach_mode = mode.map_or("none", |m| m.as_str()), "job running");
-                inner.persist(&job);
-            }
-            Err(e) => {
-                error!(job_id = %id, error = %e, "job failed to start");
-                job.state = JobState::Failed;
-                job.stopped_ns = Some(self.now());
-                job.error = Some(e);
-                inner.persist(&job);
-                // Take back whatever part of the start succeeded.
-                self.release(&mut inner, Holdings::of(&job)).await;
-            }
+        if failure.is_some() {
+            // Take back whatever part of the start succeeded.
+            self.finish(slot, id, JobState::Failed).await;
         }
     }
 
-    /// Move an active job to a final state, giving back what it alone
-    /// held. A job already final is returned unchanged (stop is idempotent).
-    pub(super) async fn finish(
-        &self,
-        inner: &mut Inner,
-        slot: u32,
-        id: Uuid,
-        state: JobState,
-    ) -> Job {
-        let mut job = inner
-            .slots
-            .get(slot, id)
-            .cloned()
-            .expect("caller found the job");
+    /// Move a job to `state` (stopped, expired, failed), giving back what it
+    /// alone held. A job already final is returned unchanged (stop is
+    /// idempotent); one whose release is still pending stays `stopping`,
+    /// saying why, and is retried. None when the slot holds another job.
+    pub(super) async fn finish(&self, slot: u32, id: Uuid, state: JobState) -> Option<Job> {
+        let job = {
+            let mut inner = self.inner.lock().await;
+            let mut job = inner.slots.get(slot, id)?.clone();
+            if job.state.is_final() {
+                return Some(job);
+            }
+            if job.state != JobState::Stopping {
+                job.state = JobState::Stopping;
+                job.ending = Some(state);
+                // Retried below with the end itself.
+                let _ = inner.persist(&job);
+            }
+            job.pending = self.release_local(&mut inner, &job).await;
+            job
+        };
+        // Outside the lock: redis may take seconds to answer, or not at all.
+        let mut pending = job.pending.clone();
+        if job.mirror_mode == MirrorMode::Sonic {
+            if let Err(e) = self.delete_session(id).await {
+                pending.get_or_insert(format!("deleting the SONiC mirror session: {e}"));
+            }
+        }
+        let mut inner = self.inner.lock().await;
+        let mut job = inner.slots.get(slot, id)?.clone();
         if job.state.is_final() {
-            return job;
+            return Some(job); // another finisher got there first
         }
-        job.state = JobState::Stopping;
-        inner.persist(&job);
-        let err = self.release(inner, Holdings::of(&job)).await;
-        job.state = state;
-        job.stopped_ns = Some(self.now());
-        if err.is_some() {
-            job.error = err;
+        job.pending = pending;
+        if job.pending.is_none() {
+            let mut end = job.clone();
+            end.state = job.ending.unwrap_or(JobState::Stopped);
+            end.stopped_ns = Some(self.now());
+            match inner.persist(&end) {
+                Ok(()) => {
+                    info!(job_id = %id, status = end.state.as_str(), "job ended");
+                    return Some(end);
+                }
+                // Final only once recorded: a restart must not revive it.
+                Err(e) => job.pending = Some(format!("recording the job's end: {e}")),
+            }
         }
-        inner.persist(&job);
-        info!(job_id = %id, status = state.as_str(), "job ended");
-        job
+        if let Some(why) = &job.pending {
+            warn!(job_id = %id, pending = %why, "job end pending; retrying");
+        }
+        let _ = inner.persist(&job);
+        Some(job)
     }
 
     /// Stop running jobs whose duration has passed (status `expired`).
     pub async fn expire_due(&self) {
         let now = self.now();
-        let mut inner = self.inner.lock().await;
-        let due = inner
+        let due = self
+            .inner
+            .lock()
+            .await
             .slots
             .select(|j| j.state == JobState::Running && j.expires_ns.is_some_and(|e| e <= now));
         for (slot, id) in due {
-            self.finish(&mut inner, slot, id, JobState::Expired).await;
+            self.finish(slot, id, JobState::Expired).await;
+        }
+    }
+
+    /// Finish the jobs whose end is pending (a failed detach or delete, an
+    /// interrupted stop).
+    pub async fn retry_pending(&self) {
+        let stopping = self
+            .inner
+            .lock()
+            .await
+            .slots
+            .select(|j| j.state == JobState::Stopping);
+        for (slot, id) in stopping {
+            self.finish(slot, id, JobState::Stopped).await;
         }
     }
 
     /// The jobs counting on `ifindex` fail with `why` (their hooks could not
     /// be adopted); what they held is given back.
-    pub(super) async fn fail_jobs_on(&self, inner: &mut Inner, ifindex: u32, why: &str) {
-        let failing = inner
-            .slots
-            .select(|j| j.ifindex == ifindex && j.wants_attachment());
+    pub(super) async fn fail_jobs_on(&self, ifindex: u32, why: &str) {
+        let failing = {
+            let mut inner = self.inner.lock().await;
+            let failing = inner
+                .slots
+                .select(|j| j.ifindex == ifindex && j.wants_attachment());
+            for &(slot, id) in &failing {
+                if let Some(mut job) = inner.slots.get(slot, id).cloned() {
+                    job.error = Some(why.to_string());
+                    let _ = inner.persist(&job);
+                }
+            }
+            failing
+        };
         for (slot, id) in failing {
-            let Some(mut job) = inner.slots.get(slot, id).cloned() else {
-                continue;
-            };
-            job.state = JobState::Failed;
-            job.error = Some(why.to_string());
-            job.stopped_ns = Some(self.now());
-            inner.persist(&job);
-            self.release(inner, Holdings::of(&job)).await;
+            self.finish(slot, id, JobState::Failed).await;
         }
     }
 }

@@ -199,7 +199,7 @@ impl JobManager {
     /// further (the job was never recorded).
     pub(super) async fn undo_resolve(&self, inner: &mut Inner, id: Uuid, r: &Resolved) {
         if r.created_netdev {
-            self.release_erspan_if_unused(inner).await;
+            let _ = self.release_erspan_if_unused(inner).await;
         }
         if r.session {
             let _ = self.delete_session(id).await;
@@ -224,18 +224,22 @@ impl JobManager {
     /// Delete the erspan netdev when no active erspan or sonic job counts on
     /// it and this probe created it (it carries our owner mark); a reused
     /// one stays.
-    pub(super) async fn release_erspan_if_unused(&self, inner: &Inner) {
+    pub(super) async fn release_erspan_if_unused(&self, inner: &Inner) -> Result<(), NetdevError> {
         let name = &self.settings.erspan_name;
         let in_use = inner.slots.iter().any(|j| {
             j.mirror_mode.uses_erspan_netdev() && j.iface == *name && j.wants_attachment()
         });
         if in_use {
-            return;
+            return Ok(());
         }
         match self.erspan.release().await {
             Ok(true) => info!(interface = %name, "removed the erspan netdev we created"),
             Ok(false) => {}
-            Err(e) => warn!(error = %e, "removing the erspan netdev we created"),
+            Err(e) => {
+                warn!(error = %e, "removing the erspan netdev we created");
+                return Err(e);
+            }
         }
+        Ok(())
     }
 }

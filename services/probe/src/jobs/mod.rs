@@ -148,13 +148,18 @@ impl JobManager {
 
     pub async fn stop(&self, id: &str) -> Result<Job, JobError> {
         let uuid = validate::job_id(id)?;
-        let mut inner = self.inner.lock().await;
-        let slot = inner
+        let not_found = || JobError::NotFound(id.into());
+        let slot = self
+            .inner
+            .lock()
+            .await
             .slots
             .find(uuid)
             .map(|j| j.slot)
-            .ok_or_else(|| JobError::NotFound(id.into()))?;
-        Ok(self.finish(&mut inner, slot, uuid, JobState::Stopped).await)
+            .ok_or_else(not_found)?;
+        self.finish(slot, uuid, JobState::Stopped)
+            .await
+            .ok_or_else(not_found)
     }
 
     /// A job's results. The job and its counters are read under one lock,
@@ -228,25 +233,33 @@ impl Inner {
         Ok(())
     }
 
-    /// Write a job's record (no-op without datapath) and update the table.
-    fn persist(&mut self, job: &Job) {
-        if let Some(k) = self.kernel.as_mut() {
-            if let Err(e) = k.persist(job) {
-                tracing::error!(job_id = %job.id, error = %e, "persisting job state");
-            }
-        }
+    /// Update the table and write the job's record (no-op without
+    /// datapath); a failed write is logged and returned.
+    fn persist(&mut self, job: &Job) -> Result<(), KernelError> {
         if let Some(j) = self.slots.get_mut(job.slot, job.id) {
             *j = job.clone();
+        }
+        match self.kernel.as_mut().map(|k| k.persist(job)) {
+            Some(Err(e)) => {
+                tracing::error!(job_id = %job.id, error = %e, "persisting job state");
+                Err(e)
+            }
+            _ => Ok(()),
         }
     }
 }
 
-/// Expire jobs on time, for as long as the probe runs.
+/// Expire jobs on time, and retry pending ends, for as long as the probe
+/// runs.
 pub async fn expiry_loop(mgr: Arc<JobManager>) {
+    const RETRY_EVERY: u32 = 10; // ticks: 2 s
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for n in 0u32.. {
         tick.tick().await;
         mgr.expire_due().await;
+        if n % RETRY_EVERY == 0 {
+            mgr.retry_pending().await;
+        }
     }
 }

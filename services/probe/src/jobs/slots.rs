@@ -124,6 +124,8 @@ mod tests {
             fallback: None,
             filter: JobFilter::default(),
             flow_table_size: 0,
+            ending: None,
+            pending: None,
         }
     }
 

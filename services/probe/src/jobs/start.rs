@@ -69,6 +69,8 @@ impl JobManager {
                 0
             },
             filter: spec.filter,
+            ending: None,
+            pending: None,
         };
         // The record first: a job nothing records would own what it holds.
         if let Err(e) = inner.record(job.clone()) {

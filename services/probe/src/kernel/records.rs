@@ -96,6 +96,7 @@ pub fn job_to_rec(j: &Job) -> JobRec {
         stopped_unix_ns: j.stopped_ns.unwrap_or(0),
         error: put_str(j.error.as_deref().unwrap_or("")),
         fallback: put_str(j.fallback.as_deref().unwrap_or("")),
+        ending: j.ending.map_or(0, state_code),
         ..JobRec::default()
     }
 }
@@ -126,6 +127,8 @@ pub fn job_from_rec(slot: u32, r: &JobRec) -> Option<Job> {
         fallback: text(&r.fallback),
         filter: JobFilter::default(),
         flow_table_size: r.flow_table_size,
+        ending: state_from_code(r.ending),
+        pending: None,
     })
 }
 
@@ -301,6 +304,8 @@ mod tests {
             fallback: Some("why".into()),
             filter: JobFilter::default(),
             flow_table_size: 0,
+            ending: None,
+            pending: None,
         };
         assert_eq!(job_from_rec(3, &job_to_rec(&job)), Some(job));
         assert!(job_from_rec(0, &JobRec::default()).is_none());

@@ -88,6 +88,7 @@ pub fn job(j: &Job) -> pb::Job {
         sample_rate: j.sample_rate,
         filters: (!j.filter.is_empty()).then(|| filters(j.filter.to_spec())),
         flow_table_size: j.flow_table_size,
+        pending: j.pending.clone().unwrap_or_default(),
     }
 }
 

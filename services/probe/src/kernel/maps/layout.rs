@@ -144,7 +144,9 @@ pub struct JobRec {
     pub attach_mode: u8,
     pub otlp_export: u8,
     pub result_detail: u8,
-    pub pad: u16,
+    /// The final state a `stopping` job moves to (a state code; 0: stopped).
+    pub ending: u8,
+    pub pad: u8,
     pub duration_sec: u32,
     pub sample_rate: u32,
     pub flow_table_size: u32,
