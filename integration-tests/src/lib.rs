@@ -4,6 +4,7 @@
 //!
 //! Everything here is real: the kernel, the BPF programs, the traffic.
 
+pub mod bench_objects;
 pub mod exporter;
 pub mod frames;
 pub mod gateway;

@@ -53,13 +53,14 @@ use opentelemetry_proto::tonic::{
 };
 use telegen_common::{connect_probe, ProbeAddr};
 use telegen_integration_tests::{
+    bench_objects,
     exporter::Exporter,
     gateway::{agent, http, Gateway, Req, GATEWAY_ID},
     otlp::{self, Receiver},
     unpriv::UNPRIVILEGED_ID,
 };
 use telegen_probe::{
-    datapath::{EMPTY_OBJECT, OBJECT, SEED_LIKE_OBJECT},
+    datapath::OBJECT,
     maps::layout::{
         Counters, IfCfg, LabeledCounters, CLASS_NAMES, ERROR_NAMES, HIST_BOUNDS, N_CLASSES,
         N_ERRORS, TUNNEL_NAMES,
@@ -574,14 +575,14 @@ fn bench_classifier(repeat: u32, rounds: usize) -> Result<String> {
         "empty",
         "empty",
         EbpfLoader::new()
-            .load(EMPTY_OBJECT)
+            .load(bench_objects::EMPTY)
             .context("loading the empty object")?,
     )?;
     let seed = Prog::load(
         "seed-like",
         "seed_like",
         EbpfLoader::new()
-            .load(SEED_LIKE_OBJECT)
+            .load(bench_objects::SEED_LIKE)
             .context("loading the seed-like object")?,
     )?;
     let progs = [&empty, &real, &seed];
@@ -856,7 +857,7 @@ fn bench_filters(repeat: u32, rounds: usize) -> Result<String> {
         "empty",
         "empty",
         EbpfLoader::new()
-            .load(EMPTY_OBJECT)
+            .load(bench_objects::EMPTY)
             .context("loading the empty object")?,
     )?;
     // A filter the IPv4/UDP frame matches on every field it sets, so each
@@ -1478,7 +1479,7 @@ async fn job_cycles(
 /// without the probe, `n` times on `ifname` (in this process's namespace).
 fn bare_attach(ifname: &str, tcx: bool, n: usize) -> Result<Latencies> {
     let mut ebpf = EbpfLoader::new()
-        .load(EMPTY_OBJECT)
+        .load(bench_objects::EMPTY)
         .context("loading the empty object")?;
     let prog: &mut SchedClassifier = ebpf
         .program_mut("empty")
