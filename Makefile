@@ -118,7 +118,7 @@ bench: deps
 	@set -e; \
 	bin="$(CURDIR)/target/release/telegen-bench"; \
 	if [ ! -x "$$bin" ]; then \
-		echo "make bench: $$bin was not built (integration-tests/src/bin/telegen-bench.rs)" >&2; \
+		echo "make bench: $$bin was not built (integration-tests/src/bin/telegen-bench/)" >&2; \
 		exit 1; \
 	fi; \
 	export TELEGEN_BIN_DIR="$(CURDIR)/target/release"; \

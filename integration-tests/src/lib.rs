@@ -4,6 +4,7 @@
 //!
 //! Everything here is real: the kernel, the BPF programs, the traffic.
 
+pub mod bench_objects;
 pub mod exporter;
 pub mod frames;
 pub mod gateway;
@@ -42,12 +43,16 @@ where
 
 /// Run a command (test tooling may use ip/tc; the product never does).
 pub fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(cmd).args(args).output()?;
+    use anyhow::Context as _;
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
     anyhow::ensure!(
         out.status.success(),
         "{cmd} {}: {}",
         args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

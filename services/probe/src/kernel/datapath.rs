@@ -24,13 +24,6 @@ use crate::timefmt::now_ns;
 
 /// The classifier object, compiled by build.rs from ebpf/.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/telegen.bpf.o"));
-/// The empty classifier used as the baseline by `make bench`.
-pub static EMPTY_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
-/// The seed project's program shape (per-proto array + per-ifindex per-CPU
-/// hash), the second baseline of `make bench`.
-pub static SEED_LIKE_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seed_like.bpf.o"));
 
 pub const PROG_NAMES: [&str; 2] = ["telegen_ingress", "telegen_egress"];
 /// Tail-called on hooks where a job filters or tracks flows (maps.h,
