@@ -428,3 +428,77 @@ fn version_is_embedded_the_same_in_every_binary() {
     // One build, one version: version, commit and date agree everywhere.
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
 }
+
+/// Runs a second probe to its exit (it must refuse to start), returning its
+/// exit status and output.
+fn second_probe(ns: &Netns, env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .arg(bin_dir().join("telegen-probe"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("TELEGEN_MIRROR_MODE", "direct")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the second probe kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    (status, text)
+}
+
+/// A second probe on a live probe's pin directory, or on its socket,
+/// refuses to start, saying why; the first keeps serving, its socket and
+/// its job untouched.
+#[tokio::test]
+async fn a_second_probe_refuses_to_start_and_the_first_keeps_serving() {
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let job = probe.start_job(&veth.port, "ingress").await.unwrap();
+    probe.wait_status(&job.job_id, "running").await.unwrap();
+
+    let other_sock = format!("unix:/tmp/telegen-second-{}.sock", std::process::id());
+    let (status, out) = second_probe(
+        &ns,
+        &[
+            ("TELEGEN_BPF_PIN_DIR", probe.pin_dir.display().to_string()),
+            ("TELEGEN_PROBE_ADDR", other_sock),
+        ],
+    );
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("another telegen-probe holds"), "{out}");
+
+    let other_pins = format!("/sys/fs/bpf/telegen-second-{}", std::process::id());
+    let (status, out) = second_probe(
+        &ns,
+        &[
+            ("TELEGEN_BPF_PIN_DIR", other_pins.clone()),
+            (
+                "TELEGEN_PROBE_ADDR",
+                format!("unix:{}", probe.socket.display()),
+            ),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&other_pins);
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("another process serves on"), "{out}");
+
+    assert!(probe.socket.exists());
+    let j = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert!(!j.attach_mode.is_empty());
+    probe.stop_job(&job.job_id).await.unwrap();
+}

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::jobs::ports::{Kernel, Ports, SystemClock};
 use crate::jobs::{DatapathStatus, JobManager};
-use crate::kernel::datapath::{brief, Datapath, KernelInfo};
+use crate::kernel::datapath::{brief, Datapath, DatapathError, KernelInfo};
 use crate::kernel::maps::layout::HIST_BOUNDS;
 use crate::kernel::netlink::Netlink;
 use crate::kernel::LiveKernel;
@@ -29,6 +29,9 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
     let kinfo = KernelInfo::probe();
     let netlink = Arc::new(Netlink::new()?);
     let (kernel, datapath): (Option<Box<dyn Kernel>>, _) = match Datapath::open(&cfg, &kinfo) {
+        // Never serve beside another probe on the same pins: it would
+        // adopt and edit the same maps, and remove this one's socket.
+        Err(e @ DatapathError::Locked(_)) => return Err(e.into()),
         Ok(dp) => {
             info!(pin_dir = %dp.pin_dir.display(), attach_mode = dp.mode.as_str(), kernel = %kinfo.release, "datapath loaded");
             (

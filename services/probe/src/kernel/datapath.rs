@@ -57,6 +57,10 @@ pub enum DatapathError {
     Maps(#[from] aya::maps::MapError),
     #[error("{0}")]
     Io(String),
+    /// Another probe owns the pin directory: starting would make two
+    /// probes adopt and edit the same maps.
+    #[error("another telegen-probe holds {0} (an exclusive lock on the directory); stop it first, or give this one its own TELEGEN_BPF_PIN_DIR")]
+    Locked(String),
     #[error(transparent)]
     Attach(#[from] TcxUnsupported),
     #[error("kernel {release} charges BPF maps to RLIMIT_MEMLOCK and creating them failed at its limit ({limit}): raise the hard limit (systemd LimitMEMLOCK=infinity, docker/podman --ulimit memlock=-1:-1) or grant CAP_SYS_RESOURCE; kernels 5.11+ need neither ({cause})")]
@@ -76,6 +80,9 @@ pub struct Datapath {
     pub epoch_ns: u64,
     /// telegen_deep is loaded and in deep_progs.
     deep_ready: bool,
+    /// The pin directory, open with an exclusive flock for as long as this
+    /// probe lives: one probe per pin directory.
+    _lock: fs::File,
 }
 
 impl Datapath {
@@ -85,6 +92,7 @@ impl Datapath {
         ensure_bpffs(&cfg.pin_dir)?;
         fs::create_dir_all(cfg.pin_dir.join("links"))
             .map_err(|e| DatapathError::Io(format!("creating {}: {e}", cfg.pin_dir.display())))?;
+        let lock = lock_pin_dir(&cfg.pin_dir)?;
         check_pinned_layout(&cfg.pin_dir)?;
         let memlock = if super::rlimit::kernel_charges_memlock() {
             let m = super::rlimit::raise()
@@ -142,6 +150,7 @@ impl Datapath {
             mode,
             epoch_ns: meta.created_unix_ns,
             deep_ready: false,
+            _lock: lock,
         })
     }
 
@@ -273,6 +282,23 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DatapathError> {
         )));
     }
     Ok(())
+}
+
+/// Take the pin directory for this process (flock, released when the
+/// process ends, however it ends).
+fn lock_pin_dir(dir: &Path) -> Result<fs::File, DatapathError> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(dir)
+        .map_err(|e| DatapathError::Io(format!("opening {}: {e}", dir.display())))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(DatapathError::Locked(dir.display().to_string()));
+        }
+        return Err(DatapathError::Io(format!("locking {}: {e}", dir.display())));
+    }
+    Ok(f)
 }
 
 /// Say plainly when the process lacks the privileges (a bare EPERM from

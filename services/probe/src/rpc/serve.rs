@@ -52,7 +52,15 @@ pub async fn serve(
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            // A socket left by a crashed probe: only a socket file is removed.
+            // A socket left by a crashed probe: only a socket file is
+            // removed, and only when nothing answers on it (a live probe's
+            // socket is never taken over).
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!(
+                    "another process serves on {}; stop it first, or give this probe its own TELEGEN_PROBE_ADDR",
+                    path.display()
+                );
+            }
             if let Ok(meta) = std::fs::symlink_metadata(path) {
                 use std::os::unix::fs::FileTypeExt;
                 anyhow::ensure!(

@@ -35,6 +35,16 @@ impl ProbeService {
     }
 }
 
+/// Run `work` in its own task, so that it completes whatever happens to the
+/// caller's future.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Status::internal(format!("the request's task ended: {e}")))
+}
+
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::CounterSnapshot, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -44,7 +54,10 @@ impl Probe for ProbeService {
         req: Request<pb::StartJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
         let req = convert::start_request(req.into_inner());
-        let job = self.mgr.start(&req).await?;
+        let mgr = Arc::clone(&self.mgr);
+        // A state change runs to its end even when the client goes away
+        // (a deadline, a Ctrl-C): dropping this handler drops only the wait.
+        let job = run_to_completion(async move { mgr.start(&req).await }).await??;
         Ok(Response::new(convert::job(&job)))
     }
 
@@ -65,7 +78,9 @@ impl Probe for ProbeService {
         &self,
         req: Request<pb::StopJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        let job = self.mgr.stop(&req.into_inner().job_id).await?;
+        let id = req.into_inner().job_id;
+        let mgr = Arc::clone(&self.mgr);
+        let job = run_to_completion(async move { mgr.stop(&id).await }).await??;
         Ok(Response::new(convert::job(&job)))
     }
 
