@@ -6,12 +6,22 @@ pub mod system;
 
 use axum::{
     extract::DefaultBodyLimit,
+    handler::Handler,
     http::{Method, StatusCode, Uri},
-    middleware, Router,
+    middleware,
+    routing::{on, MethodFilter},
+    Router,
 };
+use telegen_common::rest::paths;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa::{
+    openapi::{path::HttpMethod, PathItem, Paths},
+    OpenApi,
+};
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouter},
+    routes,
+};
 
 use crate::{error::ApiError, AppState};
 
@@ -31,18 +41,64 @@ use crate::{error::ApiError, AppState};
 )]
 struct ApiDoc;
 
+/// Serve `handler` at its documented path (`seed`, from `routes!`) and at
+/// the original design's `path` with `method`, documenting the alias as the
+/// same operation under the `v1` tag with operation id `id`.
+fn with_alias<H, T>(
+    router: OpenApiRouter<AppState>,
+    seed: UtoipaMethodRouter<AppState>,
+    handler: H,
+    (method, path, id): (HttpMethod, &str, &str),
+) -> OpenApiRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let (schemas, seed_paths, seed_router) = seed;
+    let mut op = seed_paths
+        .paths
+        .values()
+        .flat_map(|item| [&item.get, &item.post, &item.delete])
+        .find_map(|op| op.clone())
+        .expect("routes! of one GET, POST or DELETE handler");
+    op.tags = Some(vec!["v1".into()]);
+    op.operation_id = Some(id.into());
+    let filter = match method {
+        HttpMethod::Get => MethodFilter::GET,
+        HttpMethod::Post => MethodFilter::POST,
+        HttpMethod::Delete => MethodFilter::DELETE,
+        _ => unreachable!("aliases are GET, POST or DELETE"),
+    };
+    let mut alias = Paths::new();
+    alias.paths.insert(path.into(), PathItem::new(method, op));
+    router.routes((schemas, seed_paths, seed_router)).routes((
+        Vec::new(),
+        alias,
+        on(filter, handler),
+    ))
+}
+
+/// A job route and its `/v1/monitor` alias.
+macro_rules! job_route {
+    ($router:expr, $handler:path, $method:ident $path:expr, $id:literal) => {
+        with_alias(
+            $router,
+            routes!($handler),
+            $handler,
+            (HttpMethod::$method, $path, $id),
+        )
+    };
+}
+
 /// The routes and their OpenAPI document, built together.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(jobs::start_job))
-        .routes(routes!(jobs::list_jobs))
-        .routes(routes!(jobs::get_job))
-        .routes(routes!(jobs::stop_job))
-        .routes(routes!(jobs::job_results))
-        .routes(routes!(jobs::create_job_v1, jobs::list_jobs_v1))
-        .routes(routes!(jobs::get_job_v1, jobs::delete_job_v1))
-        .routes(routes!(jobs::job_results_v1))
-        .routes(routes!(system::healthz))
+    let r = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    let r = job_route!(r, jobs::start_job, Post paths::V1_JOBS, "create_job_v1");
+    let r = job_route!(r, jobs::list_jobs, Get paths::V1_JOBS, "list_jobs_v1");
+    let r = job_route!(r, jobs::get_job, Get paths::V1_JOB, "get_job_v1");
+    let r = job_route!(r, jobs::stop_job, Delete paths::V1_JOB, "delete_job_v1");
+    let r = job_route!(r, jobs::job_results, Get paths::V1_RESULTS, "job_results_v1");
+    r.routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::version))
         .routes(routes!(system::openapi_json))
