@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use telegen_common::rest::limits;
 use telegen_proto::v1 as pb;
 
 use crate::maps::layout::{
@@ -13,10 +14,10 @@ use crate::maps::layout::{
 };
 
 /// Bounds that keep the kernel-side match loops short and verifiable.
-pub const MAX_PROTOS: usize = 8;
-pub const MAX_PORTS: usize = 8;
-pub const MAX_CIDRS: usize = 4;
-pub const MAX_DSCP: usize = 8;
+pub const MAX_PROTOS: usize = limits::MAX_FILTER_PROTOS;
+pub const MAX_PORTS: usize = limits::MAX_FILTER_PORTS;
+pub const MAX_CIDRS: usize = limits::MAX_FILTER_CIDRS;
+pub const MAX_DSCP: usize = limits::MAX_FILTER_DSCP;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cidr {
@@ -338,8 +339,13 @@ pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
         .map(|d| {
             u8::try_from(*d)
                 .ok()
-                .filter(|d| *d <= 63)
-                .ok_or_else(|| bad("dscp", format!("{d} is not a DSCP value (0-63)")))
+                .filter(|d| u32::from(*d) <= limits::MAX_DSCP)
+                .ok_or_else(|| {
+                    bad(
+                        "dscp",
+                        format!("{d} is not a DSCP value (0-{})", limits::MAX_DSCP),
+                    )
+                })
         })
         .collect::<Result<_, _>>()?;
     let vlan = f
@@ -347,8 +353,13 @@ pub fn parse(f: &pb::Filters) -> Result<JobFilter, FilterError> {
         .map(|v| {
             u16::try_from(v)
                 .ok()
-                .filter(|v| *v <= 4095)
-                .ok_or_else(|| bad("vlan", format!("{v} is not a VLAN id (0-4095)")))
+                .filter(|v| u32::from(*v) <= limits::MAX_VLAN)
+                .ok_or_else(|| {
+                    bad(
+                        "vlan",
+                        format!("{v} is not a VLAN id (0-{})", limits::MAX_VLAN),
+                    )
+                })
         })
         .transpose()?;
     Ok(JobFilter {
