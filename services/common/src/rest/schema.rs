@@ -6,12 +6,13 @@
 
 use std::fmt::Write as _;
 
+use serde_json::json;
 use utoipa::{
     openapi::{
         schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type},
-        RefOr,
+        OpenApi, RefOr,
     },
-    PartialSchema, ToSchema,
+    Modify, PartialSchema, ToSchema,
 };
 
 use super::limits::*;
@@ -203,6 +204,47 @@ pub fn top() -> Schema {
 /// The results routes' `format` query parameter.
 pub fn result_format() -> Schema {
     one_of("Only json.", &RESULT_FORMATS).into()
+}
+
+/// The start request's design-era aliases must agree with the fields they
+/// alias: `span_method` with `mirror_mode` (exactly: when both are given
+/// they are equal), the top-level `vlan` with `filters.vlan` (stated as
+/// "not both": the gateway tolerates two equal ids, which JSON Schema cannot
+/// compare). utoipa's derive has no keyword for either, so this adds them
+/// to the `StartRequest` component as an `allOf`.
+pub struct AliasRules;
+
+impl Modify for AliasRules {
+    fn modify(&self, doc: &mut OpenApi) {
+        let Some(RefOr::T(Schema::Object(start))) = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("StartRequest"))
+        else {
+            return;
+        };
+        let mut rules: Vec<_> = SPAN_METHODS
+            .iter()
+            .map(|m| {
+                json!({
+                    "if": {"required": ["span_method"], "properties": {"span_method": {"const": m}}},
+                    "then": {"properties": {"mirror_mode": {"enum": [null, m]}}}
+                })
+            })
+            .collect();
+        let given = json!({"type": "integer"});
+        rules.push(json!({"not": {
+            "required": ["vlan", "filters"],
+            "properties": {
+                "vlan": given,
+                "filters": {"type": "object", "required": ["vlan"], "properties": {"vlan": given}}
+            }
+        }}));
+        start
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert("allOf".into(), rules.into());
+    }
 }
 
 #[cfg(test)]
