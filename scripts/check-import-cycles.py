@@ -38,6 +38,7 @@ def edges_of(root):
     edges = {p: set() for p in files}
     for p, s in files.items():
         s = re.split(r"#\[cfg\(test\)\]\s*mod tests \{", s)[0]
+        s = re.sub(r"//[^\n]*", "", s)  # comments name paths without using them
         cur = modpath(p)
         is_mod = p.endswith("mod.rs") or p == "lib.rs"
         parent = cur[:-1]

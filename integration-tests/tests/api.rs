@@ -455,8 +455,8 @@ fn second_probe(ns: &Netns, env: &[(&str, String)]) -> (std::process::ExitStatus
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (status, text)
 }
 

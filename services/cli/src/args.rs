@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use telegen_common::BuildInfo;
+use clap::{builder::PossibleValuesParser, Args, Parser, Subcommand};
+use telegen_common::{
+    rest::limits::{
+        DEFAULT_DURATION_SEC, DEFAULT_TOP, DIRECTIONS, MAX_DURATION_SEC, MAX_SAMPLE_RATE, MAX_TOP,
+        MIRROR_MODES, RESULT_DETAILS,
+    },
+    BuildInfo,
+};
 
 use crate::{client::ApiBase, exit::EXIT_CODES_HELP, filters::FilterArg};
 
@@ -86,8 +92,13 @@ pub struct ResultsArgs {
     #[arg(value_name = "JOB", value_parser = parse_job_id)]
     pub job: String,
 
-    /// How many top flows to show, by bytes (0-100; gateway default 10).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    /// How many top flows to show, by bytes.
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!("How many top flows to show, by bytes (0-{MAX_TOP}; 0 or none = {DEFAULT_TOP})"),
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TOP))
+    )]
     pub top: Option<u32>,
 }
 
@@ -98,19 +109,33 @@ pub struct StartArgs {
     pub port: String,
 
     /// Which packets to count.
-    #[arg(long, value_enum)]
-    pub direction: Direction,
+    #[arg(long, value_parser = PossibleValuesParser::new(DIRECTIONS))]
+    pub direction: String,
 
-    /// Stop the job after this many seconds (gateway default 120; 0 = until stopped).
-    #[arg(long, value_name = "SECS")]
+    /// Stop the job after this many seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        help = format!(
+            "Stop the job after this many seconds (0 = until stopped, at most \
+             {MAX_DURATION_SEC}; default {DEFAULT_DURATION_SEC})"
+        )
+    )]
     pub duration: Option<u32>,
 
     /// How the packets reach the probe (default: the probe's TELEGEN_MIRROR_MODE).
-    #[arg(long, value_enum)]
-    pub mirror_mode: Option<MirrorMode>,
+    #[arg(long, value_parser = PossibleValuesParser::new(MIRROR_MODES))]
+    pub mirror_mode: Option<String>,
 
-    /// Flow-tracking sample rate, 1 = every packet (counters stay exact).
-    #[arg(long, value_name = "N")]
+    /// Flow-tracking sample rate.
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!(
+            "Flow-tracking sample rate, 1 (every packet, the default) to {MAX_SAMPLE_RATE}; \
+             counters stay exact"
+        )
+    )]
     pub sample_rate: Option<u32>,
 
     /// Filter, repeatable; comma-separated lists accumulate. Keys: ip_proto
@@ -119,42 +144,12 @@ pub struct StartArgs {
     pub filters: Vec<FilterArg>,
 
     /// Result detail.
-    #[arg(long, value_enum)]
-    pub result_detail: Option<ResultDetail>,
+    #[arg(long, value_parser = PossibleValuesParser::new(RESULT_DETAILS))]
+    pub result_detail: Option<String>,
 
     /// Do not export this job's own series over OTLP.
     #[arg(long)]
     pub no_otlp_export: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Direction {
-    Ingress,
-    Egress,
-    Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MirrorMode {
-    Erspan,
-    Sonic,
-    Direct,
-    Span,
-    Placeholder,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ResultDetail {
-    Summary,
-    Flows,
-}
-
-/// The lowercase name clap shows, which is also the API's value.
-pub fn value_name(v: &impl ValueEnum) -> String {
-    v.to_possible_value()
-        .expect("no skipped variants")
-        .get_name()
-        .to_string()
 }
 
 impl Command {

@@ -2,6 +2,8 @@
 
 use std::{fmt, io::Write};
 
+use telegen_common::rest::ErrorBody;
+
 /// `telegenctl` exit codes (also in `--help` and the crate documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -126,13 +128,10 @@ const MAX_RAW_MESSAGE: usize = 200;
 /// error JSON, else its `error` code, else the start of a plain-text body,
 /// else the status's reason phrase.
 pub fn error_message(status: u16, body: &str) -> String {
-    if let Ok(serde_json::Value::Object(obj)) = serde_json::from_str(body) {
-        for key in ["message", "error"] {
-            if let Some(s) = obj.get(key).and_then(|v| v.as_str()) {
-                let s = s.trim();
-                if !s.is_empty() {
-                    return one_line(s);
-                }
+    if let Ok(e) = serde_json::from_str::<ErrorBody>(body) {
+        for s in [e.message.trim(), e.error.trim()] {
+            if !s.is_empty() {
+                return one_line(s);
             }
         }
     }

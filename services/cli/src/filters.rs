@@ -4,7 +4,10 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use telegen_common::rest::{
+    limits::{MAX_DSCP, MAX_L4_PORT, MAX_VLAN},
+    Filters, ProtoSpec,
+};
 
 /// The keys `--filter` accepts.
 pub const KEYS: &str = "ip_proto, l4_sport, l4_dport, dscp, src_cidr, dst_cidr, vlan";
@@ -19,25 +22,6 @@ pub enum FilterArg {
     SrcCidr(Vec<String>),
     DstCidr(Vec<String>),
     Vlan(u16),
-}
-
-/// The request's `filters` object; empty lists and an unset vlan are omitted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Filters {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ip_proto: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub l4_sport: Vec<u16>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub l4_dport: Vec<u16>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dscp: Vec<u8>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub src_cidr: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dst_cidr: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vlan: Option<u16>,
 }
 
 /// Parse one `KEY=VALUE` (clap value parser).
@@ -57,13 +41,13 @@ pub fn parse_filter(s: &str) -> Result<FilterArg, String> {
                 ))
             }
         })?),
-        "l4_sport" => FilterArg::L4Sport(items(key, value, |p| number(p, 65535))?),
-        "l4_dport" => FilterArg::L4Dport(items(key, value, |p| number(p, 65535))?),
-        "dscp" => FilterArg::Dscp(items(key, value, |p| number(p, 63))?),
+        "l4_sport" => FilterArg::L4Sport(items(key, value, |p| number(p, MAX_L4_PORT))?),
+        "l4_dport" => FilterArg::L4Dport(items(key, value, |p| number(p, MAX_L4_PORT))?),
+        "dscp" => FilterArg::Dscp(items(key, value, |p| number(p, MAX_DSCP))?),
         "src_cidr" => FilterArg::SrcCidr(items(key, value, cidr)?),
         "dst_cidr" => FilterArg::DstCidr(items(key, value, cidr)?),
         "vlan" => FilterArg::Vlan(
-            number(value, 4095).map_err(|e| format!("vlan takes one VLAN id: {e}"))?,
+            number(value, MAX_VLAN).map_err(|e| format!("vlan takes one VLAN id: {e}"))?,
         ),
         "" => return Err(format!("missing KEY before '=': one of {KEYS}")),
         other => return Err(format!("unknown filter {other:?}: expected one of {KEYS}")),
@@ -120,7 +104,8 @@ fn cidr(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-/// Accumulate parsed flags in order; `None` when there are none.
+/// Accumulate parsed flags in order into the request's `filters` object;
+/// `None` when there are none.
 /// Several `vlan` flags must agree: a job filters on one VLAN.
 pub fn collect(args: &[FilterArg]) -> Result<Option<Filters>, String> {
     if args.is_empty() {
@@ -129,19 +114,19 @@ pub fn collect(args: &[FilterArg]) -> Result<Option<Filters>, String> {
     let mut f = Filters::default();
     for a in args {
         match a {
-            FilterArg::IpProto(v) => f.ip_proto.extend(v.iter().cloned()),
-            FilterArg::L4Sport(v) => f.l4_sport.extend(v),
-            FilterArg::L4Dport(v) => f.l4_dport.extend(v),
-            FilterArg::Dscp(v) => f.dscp.extend(v),
+            FilterArg::IpProto(v) => f.ip_proto.extend(v.iter().cloned().map(ProtoSpec::Name)),
+            FilterArg::L4Sport(v) => f.l4_sport.extend(v.iter().copied().map(u32::from)),
+            FilterArg::L4Dport(v) => f.l4_dport.extend(v.iter().copied().map(u32::from)),
+            FilterArg::Dscp(v) => f.dscp.extend(v.iter().copied().map(u32::from)),
             FilterArg::SrcCidr(v) => f.src_cidr.extend(v.iter().cloned()),
             FilterArg::DstCidr(v) => f.dst_cidr.extend(v.iter().cloned()),
             FilterArg::Vlan(id) => match f.vlan {
-                Some(prev) if prev != *id => {
+                Some(prev) if prev != u32::from(*id) => {
                     return Err(format!(
                         "--filter vlan given twice ({prev} and {id}): a job filters on one VLAN"
                     ))
                 }
-                _ => f.vlan = Some(*id),
+                _ => f.vlan = Some(u32::from(*id)),
             },
         }
     }

@@ -45,9 +45,10 @@ use std::io::Write;
 
 use serde::de::DeserializeOwned;
 
+use telegen_common::rest::{Job, JobList, Results, StartRequest};
+
 use crate::{
-    api::{Job, JobList, Results, StartRequest},
-    args::{value_name, Cli, Command},
+    args::{Cli, Command},
     client::{Method, Transport, TransportError},
     exit::{Exit, Failure},
 };
@@ -83,13 +84,16 @@ pub fn plan(cli: &Cli) -> Result<Call, String> {
         Command::Start(a) => {
             let req = StartRequest {
                 port: a.port.clone(),
-                direction: value_name(&a.direction),
+                direction: a.direction.clone(),
                 duration_sec: a.duration,
-                mirror_mode: a.mirror_mode.as_ref().map(value_name),
+                mirror_mode: a.mirror_mode.clone(),
                 sample_rate: a.sample_rate,
                 filters: filters::collect(&a.filters)?,
-                result_detail: a.result_detail.as_ref().map(value_name),
+                result_detail: a.result_detail.clone(),
                 otlp_export: a.no_otlp_export.then_some(false),
+                // The design's aliases: telegenctl sends the current names.
+                span_method: None,
+                vlan: None,
             };
             Call {
                 method: Method::Post,

@@ -1,11 +1,13 @@
 //! Human output (aligned tables) and `--json` output. Every function writes
 //! to a `Write`, so the exact text is unit-tested.
 
-use std::io::{self, Write};
+use std::{
+    fmt::Display,
+    io::{self, Write},
+};
 
 use serde_json::Value;
-
-use crate::api::{FlowStats, Job, Results};
+use telegen_common::rest::{FlowStats, Job, Results};
 
 const DASH: &str = "-";
 
@@ -13,7 +15,7 @@ fn or_dash(v: &Option<String>) -> &str {
     v.as_deref().filter(|s| !s.is_empty()).unwrap_or(DASH)
 }
 
-fn num(v: Option<u64>) -> String {
+fn num(v: Option<impl Display>) -> String {
     v.map_or_else(|| DASH.to_string(), |n| n.to_string())
 }
 
@@ -161,7 +163,11 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         t.row(vec![k.to_string(), v]);
     }
     t.write(out, false)?;
-    if let Some(line) = j.filters.as_ref().and_then(filters_line) {
+    let filters = j
+        .filters
+        .as_ref()
+        .and_then(|f| serde_json::to_value(f).ok());
+    if let Some(line) = filters.as_ref().and_then(filters_line) {
         writeln!(out, "filters: {line}")?;
     }
     Ok(())
@@ -254,11 +260,7 @@ pub fn results(out: &mut impl Write, r: &Results) -> io::Result<()> {
             ("BYTES", Align::Right),
         ]);
         for f in &r.top_flows {
-            let tuple = match &f.five_tuple {
-                Value::String(s) => s.clone(),
-                Value::Null => DASH.to_string(),
-                v => v.to_string(),
-            };
+            let tuple = f.five_tuple.clone().unwrap_or_else(|| DASH.to_string());
             let mark = |n: Option<u64>| match (f.estimated, n) {
                 (Some(true), Some(n)) => format!("~{n}"),
                 (_, n) => num(n),

@@ -1,8 +1,10 @@
 //! What two or more telegen-sonic services truly share: the embedded build
-//! version, the probe address and how to connect to it, and logging setup.
+//! version, the probe address and how to connect to it, logging setup, and
+//! the REST model ([`rest`]).
 
 pub mod addr;
 pub mod release;
+pub mod rest;
 pub mod version;
 
 pub use addr::{connect_probe, ProbeAddr, DEFAULT_PROBE_ADDR};

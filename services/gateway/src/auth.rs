@@ -8,13 +8,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use telegen_common::rest::paths;
+
 use crate::{error::ApiError, AppState};
 
 pub async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let Some(token) = st.token.as_deref() else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == paths::HEALTHZ {
         return next.run(req).await;
     }
     let given = req

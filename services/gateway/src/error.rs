@@ -8,23 +8,9 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde::Serialize;
+use telegen_common::rest::{proto::AliasConflict, ErrorBody};
 use tonic::Code;
 use tracing::warn;
-use utoipa::ToSchema;
-
-/// Error body of every non-2xx answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Machine-readable code: invalid_request, invalid_json, not_supported,
-    /// not_found, method_not_allowed, conflict, payload_too_large,
-    /// unsupported_media_type, unauthorized, concurrency_limit,
-    /// probe_unavailable, internal.
-    #[schema(example = "concurrency_limit")]
-    pub error: String,
-    #[schema(example = "At most 2 concurrent jobs are allowed. Try again later.")]
-    pub message: String,
-}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -132,6 +118,12 @@ impl From<JsonRejection> for ApiError {
             ),
             _ => ApiError::invalid(bounded(&text)),
         }
+    }
+}
+
+impl From<AliasConflict> for ApiError {
+    fn from(e: AliasConflict) -> Self {
+        ApiError::invalid(e.to_string())
     }
 }
 

@@ -5,7 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
-pub mod model;
+pub mod query;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,5 +1,6 @@
-//! The job routes: the seed's (`/jobs/...`) and the original design's
-//! (`/v1/monitor/jobs/...`), each one probe call.
+//! The job routes, each one probe call. Each handler is documented at the
+//! seed's path (`/jobs/...`); `super::routes` also serves and documents it at
+//! the original design's `/v1/monitor/jobs/...` alias.
 
 use axum::{
     extract::{
@@ -9,14 +10,11 @@ use axum::{
     http::StatusCode,
     Json,
 };
+use telegen_common::rest::{paths, schema::JobId, ErrorBody, Job, JobList, Results, StartRequest};
 use telegen_proto::v1 as pb;
-use utoipa::IntoResponses;
+use utoipa::{IntoParams, IntoResponses};
 
-use crate::{
-    error::{ApiError, ErrorBody},
-    model::{Job, JobList, Results, ResultsQuery, StartRequest},
-    AppState,
-};
+use crate::{error::ApiError, query::ResultsQuery, AppState};
 
 /// The errors any job route can answer with.
 #[derive(IntoResponses)]
@@ -32,6 +30,15 @@ pub enum JobErrors {
     /// The probe is down or not answering (probe_unavailable).
     #[response(status = 503)]
     Unavailable(#[to_schema] ErrorBody),
+}
+
+/// The errors of the routes that name a job.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum UnknownJob {
+    /// Unknown job (not_found).
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
 }
 
 /// Errors of the routes that take a body.
@@ -57,6 +64,16 @@ pub enum BodyErrors {
     Limit(#[to_schema] ErrorBody),
 }
 
+/// The `{job_id}` of a route, for the document (the handlers take it as a
+/// string: a malformed id is the probe's to refuse, as over gRPC).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct JobPath {
+    #[param(value_type = JobId)]
+    job_id: String,
+}
+
 pub(crate) async fn call<T>(
     st: &AppState,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -71,38 +88,64 @@ pub(crate) async fn call<T>(
     }
 }
 
-async fn start(
-    st: AppState,
+/// Start a job.
+#[utoipa::path(post, path = paths::START, tag = "jobs", request_body = StartRequest,
+    responses((status = 201, description = "Accepted; poll the job until running", body = Job),
+              JobErrors, BodyErrors))]
+pub async fn start_job(
+    State(st): State<AppState>,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let Json(req) = body?;
-    let req = req.into_proto()?;
-    let job = call(&st, st.probe().start_job(req)).await?;
+    let job = call(&st, st.probe().start_job(req.into_proto()?)).await?;
     tracing::info!(job_id = %job.job_id, port = %job.port, status = %job.status, "job started");
     Ok((StatusCode::CREATED, Json(job.into())))
 }
 
-fn id(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    Ok(p?.0)
+/// All jobs the probe keeps (running and recent), oldest first.
+#[utoipa::path(get, path = paths::JOBS, tag = "jobs",
+    responses((status = 200, body = JobList), JobErrors))]
+pub async fn list_jobs(State(st): State<AppState>) -> Result<Json<JobList>, ApiError> {
+    let r = call(&st, st.probe().list_jobs(pb::ListJobsRequest {})).await?;
+    Ok(Json(r.into()))
 }
 
-async fn get(st: AppState, job_id: String) -> Result<Json<Job>, ApiError> {
+/// A job's status.
+#[utoipa::path(get, path = paths::JOB, tag = "jobs", params(JobPath),
+    responses((status = 200, body = Job), UnknownJob, JobErrors))]
+pub async fn get_job(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Job>, ApiError> {
+    let job_id = p?.0;
     let job = call(&st, st.probe().get_job(pb::GetJobRequest { job_id })).await?;
     Ok(Json(job.into()))
 }
 
-async fn stop(st: AppState, job_id: String) -> Result<Json<Job>, ApiError> {
+/// Stop a job; stopping a finished job is not an error (it answers the job
+/// as it is).
+#[utoipa::path(post, path = paths::STOP, tag = "jobs", params(JobPath),
+    responses((status = 200, body = Job), UnknownJob, JobErrors))]
+pub async fn stop_job(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Job>, ApiError> {
+    let job_id = p?.0;
     let job = call(&st, st.probe().stop_job(pb::StopJobRequest { job_id })).await?;
     tracing::info!(job_id = %job.job_id, status = %job.status, "job stop requested");
     Ok(Json(job.into()))
 }
 
-async fn results(
-    st: AppState,
+/// What the job counted since it started; `top` limits the top flows,
+/// `format` may only be json.
+#[utoipa::path(get, path = paths::RESULTS, tag = "jobs", params(JobPath, ResultsQuery),
+    responses((status = 200, body = Results), UnknownJob, JobErrors))]
+pub async fn job_results(
+    State(st): State<AppState>,
     p: Result<Path<String>, PathRejection>,
     q: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Json<Results>, ApiError> {
-    let job_id = id(p)?;
+    let job_id = p?.0;
     let Query(q) = q?;
     let top = q.top()?;
     let r = call(
@@ -112,130 +155,4 @@ async fn results(
     )
     .await?;
     Ok(Json(r.into()))
-}
-
-async fn list(st: AppState) -> Result<Json<JobList>, ApiError> {
-    let r = call(&st, st.probe().list_jobs(pb::ListJobsRequest {})).await?;
-    Ok(Json(JobList {
-        jobs: r.jobs.into_iter().map(Job::from).collect(),
-    }))
-}
-
-/// Start a job (the seed's route).
-#[utoipa::path(post, path = "/jobs/start", tag = "jobs", request_body = StartRequest,
-    responses((status = 201, description = "Accepted; poll the job until running", body = Job),
-              JobErrors, BodyErrors))]
-pub async fn start_job(
-    State(st): State<AppState>,
-    body: Result<Json<StartRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
-    start(st, body).await
-}
-
-/// Start a job (the original design's route).
-#[utoipa::path(post, path = "/v1/monitor/jobs", tag = "v1", request_body = StartRequest,
-    responses((status = 201, description = "Accepted; poll the job until running", body = Job),
-              JobErrors, BodyErrors))]
-pub async fn create_job_v1(
-    State(st): State<AppState>,
-    body: Result<Json<StartRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
-    start(st, body).await
-}
-
-/// All jobs the probe keeps (running and recent), oldest first.
-#[utoipa::path(get, path = "/jobs", tag = "jobs",
-    responses((status = 200, body = JobList), JobErrors))]
-pub async fn list_jobs(State(st): State<AppState>) -> Result<Json<JobList>, ApiError> {
-    list(st).await
-}
-
-/// All jobs the probe keeps (running and recent), oldest first.
-#[utoipa::path(get, path = "/v1/monitor/jobs", tag = "v1",
-    responses((status = 200, body = JobList), JobErrors))]
-pub async fn list_jobs_v1(State(st): State<AppState>) -> Result<Json<JobList>, ApiError> {
-    list(st).await
-}
-
-/// A job's status.
-#[utoipa::path(get, path = "/jobs/{job_id}", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's UUID")),
-    responses((status = 200, body = Job),
-              (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
-              JobErrors))]
-pub async fn get_job(
-    State(st): State<AppState>,
-    p: Result<Path<String>, PathRejection>,
-) -> Result<Json<Job>, ApiError> {
-    get(st, id(p)?).await
-}
-
-/// A job's status.
-#[utoipa::path(get, path = "/v1/monitor/jobs/{job_id}", tag = "v1",
-    params(("job_id" = String, Path, description = "The job's UUID")),
-    responses((status = 200, body = Job),
-              (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
-              JobErrors))]
-pub async fn get_job_v1(
-    State(st): State<AppState>,
-    p: Result<Path<String>, PathRejection>,
-) -> Result<Json<Job>, ApiError> {
-    get(st, id(p)?).await
-}
-
-/// Stop a job; stopping a finished job is not an error (it answers the job
-/// as it is).
-#[utoipa::path(post, path = "/jobs/{job_id}/stop", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's UUID")),
-    responses((status = 200, body = Job),
-              (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
-              JobErrors))]
-pub async fn stop_job(
-    State(st): State<AppState>,
-    p: Result<Path<String>, PathRejection>,
-) -> Result<Json<Job>, ApiError> {
-    stop(st, id(p)?).await
-}
-
-/// Stop a job (the original design's route); idempotent.
-#[utoipa::path(delete, path = "/v1/monitor/jobs/{job_id}", tag = "v1",
-    params(("job_id" = String, Path, description = "The job's UUID")),
-    responses((status = 200, body = Job),
-              (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
-              JobErrors))]
-pub async fn delete_job_v1(
-    State(st): State<AppState>,
-    p: Result<Path<String>, PathRejection>,
-) -> Result<Json<Job>, ApiError> {
-    stop(st, id(p)?).await
-}
-
-/// What the job counted since it started; `top` limits the top flows (0 to
-/// 100, default 10), `format` may only be json.
-#[utoipa::path(get, path = "/jobs/{job_id}/results", tag = "jobs",
-    params(("job_id" = String, Path, description = "The job's UUID"), ResultsQuery),
-    responses((status = 200, body = Results),
-              (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
-              JobErrors))]
-pub async fn job_results(
-    State(st): State<AppState>,
-    p: Result<Path<String>, PathRejection>,
-    q: Result<Query<ResultsQuery>, QueryRejection>,
-) -> Result<Json<Results>, ApiError> {
-    results(st, p, q).await
-}
-
-/// What the job counted since it started; `top` limits the top flows (0 to
-/// 100, default 10), `format` may only be json.
-#[utoipa::path(get, path = "/v1/monitor/jobs/{job_id}/results", tag = "v1",
-    params(("job_id" = String, Path, description = "The job's UUID"), ResultsQuery),
-    responses((status = 200, body = Results),
-              (status = 404, description = "Unknown job (not_found)", body = ErrorBody),
-              JobErrors))]
-pub async fn job_results_v1(
-    State(st): State<AppState>,
-    p: Result<Path<String>, PathRejection>,
-    q: Result<Query<ResultsQuery>, QueryRejection>,
-) -> Result<Json<Results>, ApiError> {
-    results(st, p, q).await
 }

@@ -3,17 +3,16 @@
 use std::time::Duration;
 
 use axum::{extract::State, Json};
-use telegen_common::BuildInfo;
+use telegen_common::{
+    rest::{paths, ErrorBody, Health, Ready, Version},
+    BuildInfo,
+};
 use telegen_proto::v1 as pb;
 
-use crate::{
-    error::{ApiError, ErrorBody},
-    model::{Health, Ready, Version},
-    AppState,
-};
+use crate::{error::ApiError, AppState};
 
 /// The process is alive (never needs a token, never asks the probe).
-#[utoipa::path(get, path = "/healthz", tag = "system",
+#[utoipa::path(get, path = paths::HEALTHZ, tag = "system",
     responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
@@ -22,7 +21,7 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// The probe answers: ready to take jobs.
-#[utoipa::path(get, path = "/readyz", tag = "system",
+#[utoipa::path(get, path = paths::READYZ, tag = "system",
     responses((status = 200, body = Ready),
               (status = 401, description = "Token required", body = ErrorBody),
               (status = 503, description = "The probe is not answering", body = ErrorBody)))]
@@ -40,7 +39,7 @@ pub async fn readyz(State(st): State<AppState>) -> Result<Json<Ready>, ApiError>
 }
 
 /// The gateway's embedded version, commit and build date.
-#[utoipa::path(get, path = "/version", tag = "system",
+#[utoipa::path(get, path = paths::VERSION, tag = "system",
     responses((status = 200, body = Version),
               (status = 401, description = "Token required", body = ErrorBody)))]
 pub async fn version() -> Json<Version> {
@@ -53,7 +52,7 @@ pub async fn version() -> Json<Version> {
 }
 
 /// This document (OpenAPI 3).
-#[utoipa::path(get, path = "/openapi.json", tag = "system",
+#[utoipa::path(get, path = paths::OPENAPI, tag = "system",
     responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json"),
               (status = 401, description = "Token required", body = ErrorBody)))]
 pub async fn openapi_json(State(st): State<AppState>) -> Json<serde_json::Value> {

@@ -5,13 +5,15 @@
 
 use std::net::IpAddr;
 
+use telegen_common::rest::limits;
+
 /// Bounds that keep the kernel-side match loops short and verifiable (the
-/// classifier's arrays are sized from the same numbers: kernel::maps::layout
+/// classifier's arrays are sized from the same numbers: kernel::records
 /// asserts it).
-pub const MAX_PROTOS: usize = 8;
-pub const MAX_PORTS: usize = 8;
-pub const MAX_CIDRS: usize = 4;
-pub const MAX_DSCP: usize = 8;
+pub const MAX_PROTOS: usize = limits::MAX_FILTER_PROTOS;
+pub const MAX_PORTS: usize = limits::MAX_FILTER_PORTS;
+pub const MAX_CIDRS: usize = limits::MAX_FILTER_CIDRS;
+pub const MAX_DSCP: usize = limits::MAX_FILTER_DSCP;
 
 /// A filter as requested, before validation: the request's own shapes
 /// (protocol names or numbers, CIDR strings, numbers unchecked).
@@ -210,8 +212,13 @@ pub fn parse(f: &FilterSpec) -> Result<JobFilter, FilterError> {
         .map(|d| {
             u8::try_from(*d)
                 .ok()
-                .filter(|d| *d <= 63)
-                .ok_or_else(|| bad("dscp", format!("{d} is not a DSCP value (0-63)")))
+                .filter(|d| u32::from(*d) <= limits::MAX_DSCP)
+                .ok_or_else(|| {
+                    bad(
+                        "dscp",
+                        format!("{d} is not a DSCP value (0-{})", limits::MAX_DSCP),
+                    )
+                })
         })
         .collect::<Result<_, _>>()?;
     let vlan = f
@@ -219,8 +226,13 @@ pub fn parse(f: &FilterSpec) -> Result<JobFilter, FilterError> {
         .map(|v| {
             u16::try_from(v)
                 .ok()
-                .filter(|v| *v <= 4095)
-                .ok_or_else(|| bad("vlan", format!("{v} is not a VLAN id (0-4095)")))
+                .filter(|v| u32::from(*v) <= limits::MAX_VLAN)
+                .ok_or_else(|| {
+                    bad(
+                        "vlan",
+                        format!("{v} is not a VLAN id (0-{})", limits::MAX_VLAN),
+                    )
+                })
         })
         .transpose()?;
     Ok(JobFilter {

@@ -1,17 +1,19 @@
 //! Input validation shared by every entry point. Errors are typed so the API
 //! layer maps them to INVALID_ARGUMENT with a message for a person.
 
+use telegen_common::rest::limits;
+
 use super::filter::{FilterError, FilterSpec, JobFilter};
 use super::modes::{Direction, MirrorMode};
 
 /// Longest accepted duration: a week. Longer jobs should use 0 (until stopped).
-pub const MAX_DURATION_SEC: u32 = 7 * 24 * 3600;
-pub const DEFAULT_DURATION_SEC: u32 = 120;
-pub const MAX_SAMPLE_RATE: u32 = 1_000_000;
+pub const MAX_DURATION_SEC: u32 = limits::MAX_DURATION_SEC;
+pub const DEFAULT_DURATION_SEC: u32 = limits::DEFAULT_DURATION_SEC;
+pub const MAX_SAMPLE_RATE: u32 = limits::MAX_SAMPLE_RATE;
 /// Top flows returned by default, and at most.
-pub const DEFAULT_TOP_FLOWS: u32 = 10;
-pub const MAX_TOP_FLOWS: u32 = 100;
-const IFNAMSIZ: usize = 16;
+pub const DEFAULT_TOP_FLOWS: u32 = limits::DEFAULT_TOP;
+pub const MAX_TOP_FLOWS: u32 = limits::MAX_TOP;
+const IFNAMSIZ: usize = limits::MAX_PORT_NAME_LEN + 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidInput {

@@ -1,0 +1,187 @@
+//! Starting a job, and a job as the API shows it.
+
+use serde::{Deserialize, Serialize};
+
+use super::lenient;
+#[cfg(feature = "openapi")]
+use super::schema;
+
+/// Start a job. Only `port` and `direction` are required. Unknown fields are
+/// refused, so a typo never silently changes what a job does. Options not
+/// given are omitted when a client writes one. Numbers may be written `8` or
+/// `8.0` (both are JSON Schema integers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// Switch port; it must exist on the switch.
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::PortName))]
+    pub port: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::Direction))]
+    pub direction: String,
+    /// Seconds until the job stops by itself (status `expired`).
+    #[serde(default, deserialize_with = "lenient::whole_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::DurationSec>))]
+    pub duration_sec: Option<u32>,
+    /// Overrides TELEGEN_MIRROR_MODE for this job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::MirrorMode>))]
+    pub mirror_mode: Option<String>,
+    /// The original design's name for mirror_mode; when both are given they
+    /// must be equal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::SpanMethod>))]
+    pub span_method: Option<String>,
+    #[serde(default, deserialize_with = "lenient::whole_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::SampleRate>))]
+    pub sample_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Filters>,
+    /// The original design's top-level VLAN filter, the same as filters.vlan;
+    /// when both are given they must be equal.
+    #[serde(default, deserialize_with = "lenient::whole_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::Vlan>))]
+    pub vlan: Option<u32>,
+    /// Whether this job's own series are exported over OTLP (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_export: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::ResultDetail>))]
+    pub result_detail: Option<String>,
+}
+
+/// Which packets a job counts. Every field narrows the match; lists are
+/// sets (any item matches).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::IpProtos))]
+    pub ip_proto: Vec<ProtoSpec>,
+    #[serde(default, deserialize_with = "lenient::whole_list")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::L4Ports))]
+    pub l4_sport: Vec<u32>,
+    #[serde(default, deserialize_with = "lenient::whole_list")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::L4Ports))]
+    pub l4_dport: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::Cidrs))]
+    pub src_cidr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::Cidrs))]
+    pub dst_cidr: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::whole_list")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::DscpList))]
+    pub dscp: Vec<u32>,
+    #[serde(default, deserialize_with = "lenient::whole_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::Vlan>))]
+    pub vlan: Option<u32>,
+}
+
+/// A protocol by name or by number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProtoSpec {
+    Name(String),
+    Number(#[serde(deserialize_with = "lenient::whole")] u32),
+}
+
+/// A job's status. Times are RFC 3339 UTC, null until they happen.
+///
+/// Every field is an `Option` so that a client reads any gateway's answer
+/// (telegenctl shows a missing value as `-`); the gateway always sends the
+/// fields the document marks required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::JobId))]
+    pub job_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::JobStatus))]
+    pub status: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub port: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::Direction))]
+    pub direction: Option<String>,
+    /// The interface the counter is attached to: the port in direct mode,
+    /// the ERSPAN netdev (e.g. erspan0) in erspan/sonic/placeholder mode.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "erspan0"))]
+    pub interface: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::JobMirrorMode))]
+    pub mirror_mode: Option<String>,
+    /// How the counter is attached, once it is.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::AttachMode>))]
+    pub attach_mode: Option<String>,
+    pub started_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub error: Option<String>,
+    /// Why the job runs in placeholder mode instead of the mode asked for.
+    pub fallback_reason: Option<String>,
+    /// 0 = until stopped.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
+    pub duration_sec: Option<u32>,
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
+    pub ifindex: Option<u32>,
+    #[cfg_attr(feature = "openapi", schema(value_type = bool))]
+    pub otlp_export: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(value_type = schema::ResultDetail))]
+    pub result_detail: Option<String>,
+    /// Flow tracking looks at one packet in this many (1 = every packet).
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
+    pub sample_rate: Option<u32>,
+    /// The filters in effect, normalised by the probe (protocol names,
+    /// prefixes without host bits); omitted when the job counts everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<JobFilters>,
+    /// Entries of the job's flow table (result_detail flows), else 0.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
+    pub flow_table_size: Option<u32>,
+}
+
+/// The filters a job applies, in the shape of the start request's `filters`
+/// object; only the fields that are set appear.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobFilters {
+    /// Protocol names (tcp, udp, icmp, icmp6, gre, sctp) or numbers, as strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(example = json!(["tcp", "udp"])))]
+    pub ip_proto: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub l4_sport: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(example = json!([443])))]
+    pub l4_dport: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub src_cidr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dst_cidr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dscp: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u32>,
+}
+
+impl JobFilters {
+    /// Nothing set: the job counts everything.
+    pub fn is_empty(&self) -> bool {
+        *self == JobFilters::default()
+    }
+}
+
+/// All jobs the probe keeps, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobList {
+    #[serde(default, deserialize_with = "lenient::null_as_default")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub jobs: Vec<Job>,
+}
