@@ -373,7 +373,9 @@ async fn sonic_session_never_active_fails_and_cleans_up() {
 }
 
 /// Redis down (killed) or wedged (SIGSTOP): StartJob fails UNAVAILABLE and
-/// leaves no session and no netdev behind; nothing of the operator's changes.
+/// leaves no session and no netdev behind once redis answers (the start's
+/// record owns what it may have written until then); nothing of the
+/// operator's changes.
 #[tokio::test]
 async fn sonic_redis_down_or_slow_is_unavailable_and_leaves_nothing() {
     let mut redis = Redis::start().await;
@@ -411,14 +413,36 @@ async fn sonic_redis_down_or_slow_is_unavailable_and_leaves_nothing() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().contains(&redis.url()), "{}", err.message());
     assert!(!links(&ns).contains("erspan0"));
-    let jobs = probe
-        .client()
-        .list_jobs(pb::ListJobsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(jobs.jobs.is_empty(), "no job recorded: {jobs:?}");
+    // A write that timed out may have landed: the start's record keeps
+    // owning the session it may have made, as a failed job (stopping while
+    // the delete waits for redis), never a running one.
+    let list = |probe: &Probe| {
+        let mut c = probe.client();
+        async move {
+            c.list_jobs(pb::ListJobsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .jobs
+        }
+    };
+    for j in list(&probe).await {
+        assert!(
+            (j.status == "failed" || j.status == "stopping") && j.error.contains("unavailable"),
+            "{j:?}"
+        );
+    }
     redis.spawn().await;
+    poll(
+        "every abandoned start to end failed once redis answers",
+        Duration::from_secs(20),
+        || async {
+            let jobs = list(&probe).await;
+            jobs.iter().all(|j| j.status == "failed").then_some(())
+        },
+    )
+    .await
+    .unwrap();
     assert!(redis.keys(4, "*").is_empty(), "no leftover key");
 
     // Back up: the same probe works again.
@@ -564,4 +588,33 @@ async fn a_session_redis_cannot_delete_keeps_its_job_stopping_until_it_is_gone()
         "the session is gone"
     );
     assert!(!links(&ns).contains("erspan0"), "{}", links(&ns));
+}
+
+/// A sonic job waits for STATE_DB before it counts; a probe restart in that
+/// window must not lose its filter (it is recorded with the job, not at
+/// activation): the adopted job echoes it and counts only what matches.
+#[tokio::test]
+async fn a_starting_jobs_filter_survives_a_probe_restart() {
+    let redis = Redis::start().await;
+    let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let mut probe = sonic_probe(&ns, &redis, &[("TELEGEN_SONIC_WAIT_SEC", "60")]).await;
+    let mut r = req(&veth.port, "ingress", 0);
+    r.filters = Some(pb::Filters {
+        l4_dport: vec![443],
+        ..Default::default()
+    });
+    let job = probe.client().start_job(r).await.unwrap().into_inner();
+    assert_eq!(job.status, "starting");
+    probe.kill_process();
+    probe.spawn(&[]).await.unwrap();
+    orchestrate(&redis, &job.job_id).await;
+    let running = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert_eq!(
+        running.filters.map(|f| f.l4_dport),
+        Some(vec![443]),
+        "the filter was lost"
+    );
+    probe.stop_job(&job.job_id).await.unwrap();
+    assert!(redis.keys(4, "MIRROR_SESSION|*").is_empty());
 }

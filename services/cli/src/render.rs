@@ -170,6 +170,9 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
     if let Some(line) = filters.as_ref().and_then(filters_line) {
         writeln!(out, "filters: {line}")?;
     }
+    if let Some(why) = &j.pending {
+        writeln!(out, "pending: {why} (retried until done)")?;
+    }
     Ok(())
 }
 

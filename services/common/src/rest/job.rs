@@ -144,6 +144,11 @@ pub struct Job {
     /// Entries of the job's flow table (result_detail flows), else 0.
     #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub flow_table_size: Option<u32>,
+    /// A `stopping` job's release still waiting, and why (a SONiC session
+    /// redis did not delete, a hook not yet detached): retried until done,
+    /// then the job ends. Omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 /// The filters a job applies, in the shape of the start request's `filters`

@@ -107,6 +107,7 @@ impl From<pb::Job> for Job {
             sample_rate: Some(j.sample_rate),
             filters: job_filters(j.filters),
             flow_table_size: Some(j.flow_table_size),
+            pending: opt(j.pending),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Job {
     pub seq: u64,
     pub started_ns: u64,
     pub expires_ns: Option<u64>,
+    /// The same deadline on the boot clock, which no NTP step moves: what
+    /// expiry goes by (not recorded: derived from `expires_ns` at adoption).
+    pub expires_boot_ns: Option<u64>,
     pub stopped_ns: Option<u64>,
     /// Why the job failed or did not end cleanly; None when all went well.
     pub error: Option<String>,
@@ -64,8 +67,9 @@ impl Job {
         hook_direction(self.mirror_mode, self.direction)
     }
 
-    /// Whether the classifier must count this job now.
+    /// Whether the classifier must count this job now (a job still being
+    /// placed does not know where yet).
     pub fn wants_attachment(&self) -> bool {
-        self.state.is_active() && self.mirror_mode.attaches()
+        matches!(self.state, JobState::Starting | JobState::Running) && self.mirror_mode.attaches()
     }
 }

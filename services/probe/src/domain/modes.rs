@@ -112,6 +112,9 @@ impl AttachMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
+    /// Recorded, not yet placed: its SONiC session or erspan netdev may be
+    /// in the making (the record owns them). Shown as `starting`.
+    Resolving,
     Starting,
     Running,
     Stopping,
@@ -123,7 +126,7 @@ pub enum JobState {
 impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Starting => "starting",
+            Self::Resolving | Self::Starting => "starting",
             Self::Running => "running",
             Self::Stopping => "stopping",
             Self::Stopped => "stopped",
@@ -133,7 +136,7 @@ impl JobState {
     }
     /// Counted against the concurrency cap.
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Starting | Self::Running)
+        matches!(self, Self::Resolving | Self::Starting | Self::Running)
     }
     pub fn is_final(self) -> bool {
         matches!(self, Self::Stopped | Self::Expired | Self::Failed)

@@ -17,13 +17,28 @@ impl JobManager {
             let Some(kernel) = inner.kernel.as_mut() else {
                 return;
             };
-            let jobs = kernel.load_jobs();
+            let (wall, boot) = (self.clock.now_ns(), self.clock.boot_ns());
+            let mut jobs = kernel.load_jobs();
+            // Deadlines on the boot clock, from what is left of each.
+            for j in &mut jobs {
+                j.expires_boot_ns = j.expires_ns.map(|e| boot + e.saturating_sub(wall));
+            }
             kernel.remove_unrecorded_links();
             let ifindexes = kernel.hooked_ifindexes();
             inner.slots = Slots::from_jobs(MAX_JOB_SLOTS as usize, jobs);
             let adopted = inner.slots.active();
             if adopted > 0 {
                 info!(jobs = adopted, "adopted running jobs from the pinned state");
+            }
+            // A start the last probe did not finish placing: it ends
+            // `failed`, giving back the session or netdev it may have made.
+            for (slot, id) in inner.slots.select(|j| j.state == JobState::Resolving) {
+                if let Some(mut j) = inner.slots.get(slot, id).cloned() {
+                    j.error = Some("the probe stopped while the job was being placed".into());
+                    j.state = JobState::Stopping;
+                    j.ending = Some(JobState::Failed);
+                    let _ = inner.persist(&j);
+                }
             }
             let stopping = inner.slots.select(|j| j.state == JobState::Stopping);
             (ifindexes, stopping)
@@ -61,8 +76,11 @@ impl JobManager {
         let _ = self
             .release_erspan_if_unused(&*self.inner.lock().await)
             .await;
+        // In tasks: a sonic job may wait for STATE_DB for minutes, and
+        // serving must not wait for it.
         for (slot, id) in starting {
-            self.activate(slot, id).await;
+            let mgr = Arc::clone(self);
+            tokio::spawn(async move { mgr.activate(slot, id).await });
         }
         self.expire_due().await;
     }

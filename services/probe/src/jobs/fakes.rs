@@ -58,6 +58,7 @@ pub struct World {
     pub netdev: bool,
     pub failing: BTreeSet<Step>,
     pub now_ns: u64,
+    pub boot_ns: u64,
 }
 
 #[derive(Clone, Default)]
@@ -76,8 +77,16 @@ impl Shared {
     pub fn heal(&self) {
         self.world().failing.clear();
     }
+    /// Time passes: both clocks move.
     pub fn advance(&self, secs: u64) {
-        self.world().now_ns += secs * 1_000_000_000;
+        let mut w = self.world();
+        w.now_ns += secs * 1_000_000_000;
+        w.boot_ns += secs * 1_000_000_000;
+    }
+    /// An NTP step: only the wall clock jumps.
+    pub fn step_wall(&self, secs: i64) {
+        let mut w = self.world();
+        w.now_ns = w.now_ns.saturating_add_signed(secs * 1_000_000_000);
     }
 }
 
@@ -101,6 +110,13 @@ impl Kernel for FakeKernel {
             return Err(kernel_fault(Step::Persist));
         }
         self.0.world().records.insert(job.slot, job.clone());
+        Ok(())
+    }
+    fn forget(&mut self, slot: u32) -> Result<(), KernelError> {
+        if self.0.fails(Step::Persist) {
+            return Err(kernel_fault(Step::Persist));
+        }
+        self.0.world().records.remove(&slot);
         Ok(())
     }
     fn prepare_job(&mut self, _job: &Job) -> Result<(), KernelError> {
@@ -219,6 +235,9 @@ impl Clock for FakeClock {
         // Strictly increasing within one reading of the world's time.
         self.0.world().now_ns + self.1.fetch_add(1, Ordering::Relaxed)
     }
+    fn boot_ns(&self) -> u64 {
+        self.0.world().boot_ns
+    }
 }
 
 pub fn settings() -> Settings {
@@ -266,6 +285,7 @@ pub fn job_template() -> Job {
         seq: 1,
         started_ns: 0,
         expires_ns: None,
+        expires_boot_ns: None,
         stopped_ns: None,
         error: None,
         fallback: None,

@@ -155,15 +155,13 @@ impl JobManager {
         Some(job)
     }
 
-    /// Stop running jobs whose duration has passed (status `expired`).
+    /// Stop running jobs whose duration has passed (status `expired`), by
+    /// the boot clock (a wall-clock step ends no job early or late).
     pub async fn expire_due(&self) {
-        let now = self.now();
-        let due = self
-            .inner
-            .lock()
-            .await
-            .slots
-            .select(|j| j.state == JobState::Running && j.expires_ns.is_some_and(|e| e <= now));
+        let now = self.clock.boot_ns();
+        let due = self.inner.lock().await.slots.select(|j| {
+            j.state == JobState::Running && j.expires_boot_ns.is_some_and(|e| e <= now)
+        });
         for (slot, id) in due {
             self.finish(slot, id, JobState::Expired).await;
         }

@@ -35,7 +35,6 @@ impl JobManager {
         port: &str,
         port_ifindex: u32,
         id: Uuid,
-        direction: Direction,
     ) -> Result<Resolved, JobError> {
         let name = &self.settings.erspan_name;
         let placeholder = |why: Option<String>| {
@@ -85,7 +84,7 @@ impl JobManager {
                 }
                 if requested == MirrorMode::Sonic {
                     return self
-                        .resolve_sonic(local, remote, port, port_ifindex, id, direction)
+                        .resolve_sonic(local, remote, port, port_ifindex, id)
                         .await;
                 }
                 match self.erspan.ensure(local, remote, port).await {
@@ -107,12 +106,43 @@ impl JobManager {
         }
     }
 
-    /// Mode `sonic`: the SONiC mirror session first (redis down: UNAVAILABLE,
-    /// nothing created), then the erspan netdev as in `erspan`. When the
-    /// netdev cannot be created (a kernel without ip_gre), the job counts on
-    /// the device the tunnel arrives on instead (TELEGEN_ERSPAN_DEV, else the
-    /// port): the classifier decapsulates ERSPAN itself, so the session is
-    /// still useful; the job's fallback says so.
+    /// Whether a `sonic` start writes a session: only with the tunnel
+    /// configured and the datapath on (else the job falls back to
+    /// placeholder and writes nothing).
+    fn sonic_endpoints(&self) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        let e = self.settings.erspan_endpoints.as_ref().ok()?;
+        (self.datapath == super::DatapathStatus::On).then_some(*e)
+    }
+
+    /// Mode `sonic`, first step, run without the job lock (redis may take
+    /// seconds): the job's SONiC mirror session (redis down: UNAVAILABLE,
+    /// nothing created). Returns whether it was written.
+    pub(super) async fn write_session(
+        &self,
+        id: Uuid,
+        port: &str,
+        direction: Direction,
+    ) -> Result<bool, JobError> {
+        let Some((local, remote)) = self.sonic_endpoints() else {
+            return Ok(false);
+        };
+        let spec = self.session_spec(local, remote, port, direction);
+        match self.sonic.create(id, &spec).await {
+            Ok(()) => {
+                info!(job_id = %id, "wrote the SONiC mirror session");
+                Ok(true)
+            }
+            Err(SessionError::Unavailable(e)) => Err(JobError::Unavailable(e)),
+            Err(e) => Err(JobError::Precondition(e.to_string())),
+        }
+    }
+
+    /// Mode `sonic`, once its session is written: the erspan netdev as in
+    /// `erspan`. When the netdev cannot be created (a kernel without
+    /// ip_gre), the job counts on the device the tunnel arrives on instead
+    /// (TELEGEN_ERSPAN_DEV, else the port): the classifier decapsulates
+    /// ERSPAN itself, so the session is still useful; the job's fallback
+    /// says so.
     async fn resolve_sonic(
         &self,
         local: Ipv4Addr,
@@ -120,15 +150,8 @@ impl JobManager {
         port: &str,
         port_ifindex: u32,
         id: Uuid,
-        direction: Direction,
     ) -> Result<Resolved, JobError> {
         let name = &self.settings.erspan_name;
-        let spec = self.session_spec(local, remote, port, direction);
-        match self.sonic.create(id, &spec).await {
-            Ok(()) => info!(job_id = %id, "wrote the SONiC mirror session"),
-            Err(SessionError::Unavailable(e)) => return Err(JobError::Unavailable(e)),
-            Err(e) => return Err(JobError::Precondition(e.to_string())),
-        }
         match self.erspan.ensure(local, remote, port).await {
             Ok(p) => {
                 info!(interface = %name, ifindex = p.ifindex, created = p.created, ours = p.ours, "erspan netdev ready");

@@ -224,6 +224,18 @@ impl Inner {
         }
     }
 
+    /// Free the record of a start that went no further.
+    fn forget(&mut self, slot: u32, id: uuid::Uuid) -> Result<(), KernelError> {
+        if self.slots.get(slot, id).is_none() {
+            return Ok(());
+        }
+        if let Some(k) = self.kernel.as_mut() {
+            k.forget(slot)?;
+        }
+        self.slots.remove(slot, id);
+        Ok(())
+    }
+
     /// Record a new job: its pinned record, then the table.
     fn record(&mut self, job: Job) -> Result<(), KernelError> {
         if let Some(k) = self.kernel.as_mut() {

@@ -112,8 +112,11 @@ pub struct KernelCounters {
 pub trait Kernel: Send + Sync {
     /// The job records an earlier probe left (with their filters).
     fn load_jobs(&self) -> Vec<Job>;
-    /// Write a job's record.
+    /// Write a job's record (and its filter, so that a job recorded but not
+    /// yet counting keeps it across a restart).
     fn persist(&mut self, job: &Job) -> Result<(), KernelError>;
+    /// Free a slot's record: a start that got no further owns nothing.
+    fn forget(&mut self, slot: u32) -> Result<(), KernelError>;
     /// Everything a job's slot needs before it is counted: zeroed counters,
     /// its filter, a fresh flow table (or none).
     fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError>;
@@ -209,17 +212,29 @@ pub trait SonicBackend: Send + Sync {
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError>;
 }
 
-/// Wall-clock time in ns since the epoch (jobs' start, stop and expiry).
+/// Time: the wall clock (ns since the epoch: what jobs report) and the
+/// boot clock (ns since boot, suspend included: what expiry goes by, since
+/// no NTP step moves it).
 pub trait Clock: Send + Sync {
     fn now_ns(&self) -> u64;
+    fn boot_ns(&self) -> u64;
 }
 
-/// The system clock.
+/// The system's clocks.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ns(&self) -> u64 {
         crate::timefmt::now_ns()
+    }
+    fn boot_ns(&self) -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime fills the struct it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
     }
 }
 

@@ -94,6 +94,13 @@ impl Slots {
         let slot = job.slot as usize;
         self.jobs[slot] = Some(job);
     }
+
+    /// Free `slot` if it still holds job `id`.
+    pub fn remove(&mut self, slot: u32, id: Uuid) {
+        if self.get(slot, id).is_some() {
+            self.jobs[slot as usize] = None;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +126,7 @@ mod tests {
             seq,
             started_ns: 0,
             expires_ns: None,
+            expires_boot_ns: None,
             stopped_ns: None,
             error: None,
             fallback: None,

@@ -1,5 +1,10 @@
-//! Starting a job: validation, the cap, where it counts, its slot, its
-//! record; activation continues in a task (lifecycle.rs).
+//! Starting a job, intent first: the cap, a slot and a record that owns
+//! whatever the start creates next (state `resolving`); then the SONiC
+//! session (without the job lock: redis may take seconds), the erspan
+//! netdev, the room on the hook; then the job as placed (`starting`), and
+//! activation in a task (lifecycle.rs). A start that gets no further gives
+//! back what it made and frees its record; a probe that dies in between
+//! finds the record and ends the job, giving back what it holds (adopt.rs).
 
 use std::sync::Arc;
 
@@ -10,8 +15,8 @@ use super::mirror::Resolved;
 use super::{Inner, JobError, JobManager};
 use crate::domain::job::hook_direction;
 use crate::domain::limits::MAX_JOBS_PER_HOOK;
-use crate::domain::validate::{self, InvalidInput, StartRequest};
-use crate::domain::{Direction, Job, JobState};
+use crate::domain::validate::{self, InvalidInput, StartRequest, StartSpec};
+use crate::domain::{Direction, Job, JobState, MirrorMode};
 
 impl JobManager {
     pub async fn start(self: &Arc<Self>, req: &StartRequest) -> Result<Job, JobError> {
@@ -22,35 +27,85 @@ impl JobManager {
             .await
             .map_err(JobError::Lookup)?
             .ok_or_else(|| InvalidInput::PortUnknown(spec.port.clone()))?;
+        let job = self.intent(&spec, port_ifindex).await?;
+        let (slot, id) = (job.slot, job.id);
+        let session = if spec.mirror == MirrorMode::Sonic {
+            match self.write_session(id, &spec.port, spec.direction).await {
+                Ok(written) => written,
+                Err(e) => {
+                    self.abandon(slot, id, None, &e).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            false
+        };
+        let mut inner = self.inner.lock().await;
+        let resolved = self
+            .resolve_mirror(spec.mirror, &spec.port, port_ifindex, id)
+            .await;
+        let r = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                // resolve_sonic gave the session back already.
+                drop(inner);
+                self.abandon(slot, id, None, &e).await;
+                return Err(e);
+            }
+        };
+        if let Some(why) = &r.fallback {
+            warn!(port = %spec.port, requested = spec.mirror.as_str(), reason = %why, "mirror fallback");
+        }
+        debug_assert!(session == r.session || r.mode == MirrorMode::Placeholder);
+        let placed = room_on_hook(&inner, &r, spec.direction).and_then(|()| {
+            let job = Job {
+                state: JobState::Starting,
+                iface: r.iface.clone(),
+                ifindex: r.ifindex,
+                mirror_mode: r.mode,
+                fallback: r.fallback.clone(),
+                flow_table_size: if spec.flows && r.mode.attaches() {
+                    self.settings.flow_table_size
+                } else {
+                    0
+                },
+                ..job
+            };
+            inner.persist(&job)?;
+            Ok(job)
+        });
+        let job = match placed {
+            Ok(job) => job,
+            Err(e) => {
+                drop(inner);
+                self.abandon(slot, id, Some(r), &e).await;
+                return Err(e);
+            }
+        };
+        drop(inner);
+        info!(job_id = %id, port = %job.port, direction = job.direction.as_str(), mirror_mode = job.mirror_mode.as_str(), slot, "job starting");
+        let mgr = Arc::clone(self);
+        tokio::spawn(async move { mgr.activate(slot, id).await });
+        Ok(job)
+    }
 
-        let id = Uuid::new_v4();
+    /// The cap, a slot, and the job's record in state `resolving`.
+    async fn intent(&self, spec: &StartSpec, port_ifindex: u32) -> Result<Job, JobError> {
         let mut inner = self.inner.lock().await;
         if inner.slots.active() as u32 >= self.settings.max_jobs {
             return Err(JobError::Capacity(self.settings.max_jobs));
         }
-        let r = self
-            .resolve_mirror(spec.mirror, &spec.port, port_ifindex, id, spec.direction)
-            .await?;
-        if let Some(why) = &r.fallback {
-            warn!(port = %spec.port, requested = spec.mirror.as_str(), reason = %why, "mirror fallback");
-        }
-        let slot = match self.room_for(&inner, &r, spec.direction) {
-            Ok(slot) => slot,
-            Err(e) => {
-                self.undo_resolve(&mut inner, id, &r).await;
-                return Err(e);
-            }
-        };
+        let slot = inner.slots.free_slot().ok_or(JobError::NoSlot)?;
         let now = self.now();
         let job = Job {
             slot,
-            id,
-            port: spec.port,
-            iface: r.iface.clone(),
-            ifindex: r.ifindex,
-            state: JobState::Starting,
+            id: Uuid::new_v4(),
+            port: spec.port.clone(),
+            iface: spec.port.clone(),
+            ifindex: port_ifindex,
+            state: JobState::Resolving,
             direction: spec.direction,
-            mirror_mode: r.mode,
+            mirror_mode: spec.mirror,
             attach_mode: None,
             otlp_export: spec.otlp_export,
             flows_detail: spec.flows,
@@ -60,48 +115,68 @@ impl JobManager {
             started_ns: now,
             expires_ns: (spec.duration_sec > 0)
                 .then(|| now + spec.duration_sec as u64 * 1_000_000_000),
+            expires_boot_ns: (spec.duration_sec > 0)
+                .then(|| self.clock.boot_ns() + spec.duration_sec as u64 * 1_000_000_000),
             stopped_ns: None,
             error: None,
-            fallback: r.fallback.clone(),
-            flow_table_size: if spec.flows && r.mode.attaches() {
-                self.settings.flow_table_size
-            } else {
-                0
-            },
-            filter: spec.filter,
+            fallback: None,
+            filter: spec.filter.clone(),
+            flow_table_size: 0,
             ending: None,
             pending: None,
         };
-        // The record first: a job nothing records would own what it holds.
-        if let Err(e) = inner.record(job.clone()) {
-            self.undo_resolve(&mut inner, id, &r).await;
-            return Err(e.into());
-        }
-        drop(inner);
-        info!(job_id = %job.id, port = %job.port, direction = job.direction.as_str(), mirror_mode = job.mirror_mode.as_str(), slot, "job starting");
-        let mgr = Arc::clone(self);
-        let (slot, id) = (job.slot, job.id);
-        tokio::spawn(async move { mgr.activate(slot, id).await });
+        inner.record(job.clone())?;
         Ok(job)
     }
 
-    /// The slot a new job gets, if its hook has room for one more job.
-    fn room_for(&self, inner: &Inner, r: &Resolved, direction: Direction) -> Result<u32, JobError> {
-        if r.mode.attaches() {
-            let hook = hook_direction(r.mode, direction);
-            let same_hook = inner
-                .slots
-                .iter()
-                .filter(|j| {
-                    j.wants_attachment()
-                        && j.ifindex == r.ifindex
-                        && j.hook_direction().bits() & hook.bits() != 0
-                })
-                .count();
-            if same_hook >= MAX_JOBS_PER_HOOK {
-                return Err(JobError::Capacity(MAX_JOBS_PER_HOOK as u32));
-            }
+    /// A start that goes no further: give back what resolving made (`r`),
+    /// the session (whatever `r` says: a write that failed may have landed),
+    /// and free the record. What cannot be given back now stays owned by
+    /// the record, which then ends as a failed job saying `why` (retried).
+    async fn abandon(&self, slot: u32, id: Uuid, r: Option<Resolved>, why: &JobError) {
+        let mut inner = self.inner.lock().await;
+        if let Some(r) = &r {
+            self.undo_resolve(&mut inner, id, r).await;
         }
-        inner.slots.free_slot().ok_or(JobError::NoSlot)
+        let Some(job) = inner.slots.get(slot, id).cloned() else {
+            return;
+        };
+        drop(inner);
+        if job.mirror_mode == MirrorMode::Sonic && self.delete_session(id).await.is_err() {
+            {
+                let mut inner = self.inner.lock().await;
+                let failed = Job {
+                    error: Some(why.to_string()),
+                    ..job
+                };
+                let _ = inner.persist(&failed);
+            }
+            self.finish(slot, id, JobState::Failed).await;
+            return;
+        }
+        let mut inner = self.inner.lock().await;
+        if let Err(e) = inner.forget(slot, id) {
+            warn!(job_id = %id, error = %e, "freeing the record of an abandoned start");
+        }
     }
+}
+
+/// Whether the job's hook has room for one more job.
+fn room_on_hook(inner: &Inner, r: &Resolved, direction: Direction) -> Result<(), JobError> {
+    if r.mode.attaches() {
+        let hook = hook_direction(r.mode, direction);
+        let same_hook = inner
+            .slots
+            .iter()
+            .filter(|j| {
+                j.wants_attachment()
+                    && j.ifindex == r.ifindex
+                    && j.hook_direction().bits() & hook.bits() != 0
+            })
+            .count();
+        if same_hook >= MAX_JOBS_PER_HOOK {
+            return Err(JobError::Capacity(MAX_JOBS_PER_HOOK as u32));
+        }
+    }
+    Ok(())
 }

@@ -300,8 +300,9 @@ async fn adoption_finishes_what_was_interrupted() {
         mgr.get(&ids[0].to_string()).await.unwrap().state,
         JobState::Stopped
     );
+    // Activation resumes in a task (serving does not wait for it).
     assert_eq!(
-        mgr.get(&ids[1].to_string()).await.unwrap().state,
+        settled(&mgr, &ids[1].to_string()).await.state,
         JobState::Running
     );
     assert_eq!(
@@ -368,4 +369,68 @@ async fn the_cap_counts_active_jobs_and_results_follow_the_id() {
         mgr.results(&first, 0).await,
         Err(JobError::NotFound(_))
     ));
+}
+
+/// A probe that died while a start was being placed (its record says
+/// `resolving`, its SONiC session was written): the next probe ends the job
+/// `failed`, saying why, and deletes the session.
+#[tokio::test]
+async fn a_start_interrupted_while_placing_ends_failed_and_gives_back() {
+    let world = Shared::default();
+    let mgr = fakes::manager(&world).await;
+    let job = mgr.start(&req("sonic", 0)).await.unwrap();
+    settled(&mgr, &job.id.to_string()).await;
+    drop(mgr);
+    {
+        let mut w = world.world();
+        let r = w.records.get_mut(&job.slot).unwrap();
+        r.state = JobState::Resolving;
+        r.attach_mode = None;
+        w.hooks.clear();
+    }
+    let mgr = restart(&world).await;
+    let j = mgr.get(&job.id.to_string()).await.unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    assert!(j.error.unwrap().contains("being placed"));
+    converge(&world, &mgr).await;
+    assert!(world.world().sessions.is_empty());
+}
+
+/// The filter is recorded with the job's first record, so a job the last
+/// probe had recorded but not yet activated keeps it.
+#[tokio::test]
+async fn a_recorded_filter_survives_a_restart_before_activation() {
+    let world = Shared::default();
+    let mgr = fakes::manager(&world).await;
+    let mut r = req("direct", 0);
+    r.filters = Some(crate::domain::FilterSpec {
+        l4_dport: vec![443],
+        ..Default::default()
+    });
+    let job = mgr.start(&r).await.unwrap();
+    settled(&mgr, &job.id.to_string()).await;
+    drop(mgr);
+    world.world().records.get_mut(&job.slot).unwrap().state = JobState::Starting;
+    let mgr = restart(&world).await;
+    let j = settled(&mgr, &job.id.to_string()).await;
+    assert_eq!(j.state, JobState::Running);
+    assert_eq!(j.filter.l4_dport, vec![443]);
+}
+
+/// Expiry goes by the boot clock: an NTP step of the wall clock ends no
+/// job early (nor late).
+#[tokio::test]
+async fn a_wall_clock_step_does_not_move_expiry() {
+    let world = Shared::default();
+    let mgr = fakes::manager(&world).await;
+    let job = mgr.start(&req("direct", 5)).await.unwrap();
+    let id = job.id.to_string();
+    settled(&mgr, &id).await;
+    world.step_wall(3600);
+    mgr.expire_due().await;
+    assert_eq!(mgr.get(&id).await.unwrap().state, JobState::Running);
+    world.step_wall(-7200);
+    world.advance(6);
+    mgr.expire_due().await;
+    assert_eq!(mgr.get(&id).await.unwrap().state, JobState::Expired);
 }

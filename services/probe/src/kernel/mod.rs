@@ -92,10 +92,24 @@ impl Kernel for LiveKernel {
     }
 
     fn persist(&mut self, job: &Job) -> Result<(), KernelError> {
+        // The filter first: a record never names a filter it lacks.
+        if job.state.is_active() {
+            self.dp
+                .maps
+                .set_job_filter(job.slot, &records::job_filter(job))
+                .map_err(map("writing the job's filter"))?;
+        }
         self.dp
             .maps
             .set_job_rec(job.slot, &records::job_to_rec(job))
             .map_err(map("writing the job record"))
+    }
+
+    fn forget(&mut self, slot: u32) -> Result<(), KernelError> {
+        self.dp
+            .maps
+            .set_job_rec(slot, &Default::default())
+            .map_err(map("freeing the job record"))
     }
 
     fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError> {

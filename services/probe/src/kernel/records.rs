@@ -60,6 +60,7 @@ fn state_code(s: JobState) -> u8 {
         JobState::Stopped => 4,
         JobState::Expired => 5,
         JobState::Failed => 6,
+        JobState::Resolving => 7,
     }
 }
 
@@ -71,6 +72,7 @@ fn state_from_code(c: u8) -> Option<JobState> {
         4 => JobState::Stopped,
         5 => JobState::Expired,
         6 => JobState::Failed,
+        7 => JobState::Resolving,
         _ => return None,
     })
 }
@@ -122,6 +124,7 @@ pub fn job_from_rec(slot: u32, r: &JobRec) -> Option<Job> {
         seq: r.seq,
         started_ns: r.started_unix_ns,
         expires_ns: (r.expires_unix_ns != 0).then_some(r.expires_unix_ns),
+        expires_boot_ns: None,
         stopped_ns: (r.stopped_unix_ns != 0).then_some(r.stopped_unix_ns),
         error: text(&r.error),
         fallback: text(&r.fallback),
@@ -299,6 +302,7 @@ mod tests {
             seq: 9,
             started_ns: 1_700_000_000_000_000_000,
             expires_ns: Some(1_700_000_120_000_000_000),
+            expires_boot_ns: None,
             stopped_ns: None,
             error: None,
             fallback: Some("why".into()),
