@@ -618,3 +618,47 @@ async fn a_starting_jobs_filter_survives_a_probe_restart() {
     probe.stop_job(&job.job_id).await.unwrap();
     assert!(redis.keys(4, "MIRROR_SESSION|*").is_empty());
 }
+
+/// At start-up the probe deletes the sessions named like its own
+/// (`MIRROR_SESSION|telegen-<uuid>`) that no job of its owns: left by a
+/// probe that lost its records (here: a fresh pin directory). The
+/// operator's sessions, and keys merely resembling ours, stay.
+#[tokio::test]
+async fn orphaned_telegen_sessions_are_swept_at_start_up() {
+    let redis = Redis::start().await;
+    let operator = seed_operator_session(&redis);
+    let orphan = format!("MIRROR_SESSION|telegen-{}", uuid::Uuid::new_v4());
+    redis.cli(
+        4,
+        &["hset", &orphan, "type", "ERSPAN", "src_port", "Ethernet0"],
+    );
+    redis.cli(
+        4,
+        &[
+            "hset",
+            "MIRROR_SESSION|telegen-not-a-uuid",
+            "type",
+            "ERSPAN",
+        ],
+    );
+    let (ns, _peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
+    let _probe = sonic_probe(&ns, &redis, &[]).await;
+    poll(
+        "the orphaned session to go",
+        Duration::from_secs(20),
+        || {
+            let gone = redis.keys(4, &orphan).is_empty();
+            async move { gone.then_some(()) }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        redis.keys(4, "MIRROR_SESSION|*"),
+        vec![
+            "MIRROR_SESSION|operator-1".to_string(),
+            "MIRROR_SESSION|telegen-not-a-uuid".to_string()
+        ]
+    );
+    assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);
+}

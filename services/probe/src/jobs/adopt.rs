@@ -83,5 +83,7 @@ impl JobManager {
             tokio::spawn(async move { mgr.activate(slot, id).await });
         }
         self.expire_due().await;
+        // Pending ends and the sweep of orphaned sessions: the expiry
+        // loop's first pass, once serving (redis may be slow).
     }
 }

@@ -220,6 +220,12 @@ impl SonicBackend for FakeSonic {
         }
         Ok(())
     }
+    async fn sessions(&self) -> Result<Vec<Uuid>, SessionError> {
+        if self.0.fails(Step::Delete) {
+            return Err(redis_down());
+        }
+        Ok(self.0.world().sessions.iter().copied().collect())
+    }
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
         if self.0.fails(Step::Delete) {
             return Err(redis_down());

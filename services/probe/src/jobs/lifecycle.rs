@@ -168,8 +168,11 @@ impl JobManager {
     }
 
     /// Finish the jobs whose end is pending (a failed detach or delete, an
-    /// interrupted stop).
+    /// interrupted stop), and sweep orphaned sessions until that is done once.
     pub async fn retry_pending(&self) {
+        if !self.swept.load(std::sync::atomic::Ordering::Relaxed) && self.sweep_sessions().await {
+            self.swept.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let stopping = self
             .inner
             .lock()
@@ -179,6 +182,44 @@ impl JobManager {
         for (slot, id) in stopping {
             self.finish(slot, id, JobState::Stopped).await;
         }
+    }
+
+    /// Delete the SONiC sessions of ours (by name) that no job owns: left by
+    /// an older probe, or by a record overwritten since. Only when sonic
+    /// mode is in use; whether the sweep is done.
+    async fn sweep_sessions(&self) -> bool {
+        let in_use = self.settings.mirror_mode == MirrorMode::Sonic
+            || self
+                .inner
+                .lock()
+                .await
+                .slots
+                .iter()
+                .any(|j| j.mirror_mode == MirrorMode::Sonic);
+        if !in_use {
+            return true;
+        }
+        let ids = match self.sonic.sessions().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(error = %e, "looking for orphaned SONiC sessions; retrying");
+                return false;
+            }
+        };
+        for id in ids {
+            // Under the lock: a start records its job before it writes.
+            let owned = self
+                .inner
+                .lock()
+                .await
+                .slots
+                .find(id)
+                .is_some_and(|j| !j.state.is_final());
+            if !owned && self.delete_session(id).await.is_ok() {
+                warn!(job_id = %id, "deleted a SONiC mirror session of ours that no job owned");
+            }
+        }
+        true
     }
 
     /// The jobs counting on `ifindex` fail with `why` (their hooks could not

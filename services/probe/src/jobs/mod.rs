@@ -88,6 +88,9 @@ pub(crate) struct Inner {
 
 pub struct JobManager {
     settings: Settings,
+    /// Sessions of ours that no job owns were looked for (once, at start-up,
+    /// retried until redis answers).
+    swept: std::sync::atomic::AtomicBool,
     datapath: DatapathStatus,
     interfaces: Box<dyn Interfaces>,
     erspan: Box<dyn ErspanBackend>,
@@ -100,6 +103,7 @@ impl JobManager {
     /// The core over `ports`; adopts what the kernel's records hold.
     pub async fn new(settings: Settings, datapath: DatapathStatus, ports: Ports) -> Arc<Self> {
         let mgr = Arc::new(JobManager {
+            swept: std::sync::atomic::AtomicBool::new(false),
             settings,
             datapath,
             interfaces: ports.interfaces,

@@ -210,6 +210,8 @@ pub trait SonicBackend: Send + Sync {
     async fn wait_active(&self, job: Uuid) -> Result<(), SessionError>;
     /// Whether there was a session to delete.
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError>;
+    /// The jobs with a session of ours in CONFIG_DB (by its name).
+    async fn sessions(&self) -> Result<Vec<Uuid>, SessionError>;
 }
 
 /// Time: the wall clock (ns since the epoch: what jobs report) and the

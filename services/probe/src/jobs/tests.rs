@@ -434,3 +434,25 @@ async fn a_wall_clock_step_does_not_move_expiry() {
     mgr.expire_due().await;
     assert_eq!(mgr.get(&id).await.unwrap().state, JobState::Expired);
 }
+
+/// A session of ours that no job owns (an older probe's, a record
+/// overwritten since) is deleted at start-up; one a job owns is kept.
+#[tokio::test]
+async fn orphaned_sessions_are_swept_and_owned_ones_kept() {
+    let world = Shared::default();
+    let mgr = fakes::manager(&world).await;
+    let job = mgr.start(&req("sonic", 0)).await.unwrap();
+    settled(&mgr, &job.id.to_string()).await;
+    drop(mgr);
+    let orphan = uuid::Uuid::new_v4();
+    world.world().sessions.insert(orphan);
+    world.fail(Step::Delete); // redis not answering yet
+    let mgr = restart(&world).await;
+    mgr.retry_pending().await;
+    assert!(world.world().sessions.contains(&orphan));
+    world.heal();
+    mgr.retry_pending().await;
+    let sessions = world.world().sessions.clone();
+    assert_eq!(sessions.into_iter().collect::<Vec<_>>(), vec![job.id]);
+    check_owned(&world, &mgr).await;
+}

@@ -90,6 +90,9 @@ impl SonicBackend for Sonic {
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
         Ok(Sonic::delete(self, job).await?)
     }
+    async fn sessions(&self) -> Result<Vec<Uuid>, SessionError> {
+        Ok(Sonic::sessions(self).await?)
+    }
 }
 
 impl From<SonicError> for SessionError {
@@ -203,5 +206,36 @@ impl Sonic {
             .query(&self.settings.config_db, redis::cmd("DEL").arg(&key))
             .await?;
         Ok(n > 0)
+    }
+
+    /// The job ids of every session in CONFIG_DB named like ours
+    /// (`MIRROR_SESSION|telegen-<uuid>`); other names are never touched.
+    pub async fn sessions(&self) -> Result<Vec<Uuid>, SonicError> {
+        let prefix = format!("MIRROR_SESSION|{}", session_name(Uuid::nil()));
+        let prefix = &prefix[..prefix.len() - Uuid::nil().to_string().len()];
+        let (mut cursor, mut ids) = (0u64, Vec::new());
+        // SCAN, not KEYS: CONFIG_DB on a switch is large and shared.
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .query(
+                    &self.settings.config_db,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{prefix}*"))
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            ids.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix(prefix))
+                    .filter_map(|id| Uuid::parse_str(id).ok()),
+            );
+            if next == 0 {
+                return Ok(ids);
+            }
+            cursor = next;
+        }
     }
 }
