@@ -214,7 +214,7 @@ async fn counts_every_class_exactly_clsact() {
 async fn coexists_with_foreign_filter(attach_mode: &str) {
     let lab = lab();
     let port = lab.veth.port.clone();
-    let foreign = ForeignFilter::install(&lab.probe_ns, &port);
+    let foreign = ForeignFilter::install(&lab.probe_ns, &port, Some("7"));
     let probe = Probe::start(&lab.probe_ns, &[("TELEGEN_ATTACH_MODE", attach_mode)])
         .await
         .unwrap();
@@ -256,7 +256,9 @@ struct ForeignFilter {
 }
 
 impl ForeignFilter {
-    fn install(ns: &Netns, port: &str) -> Self {
+    /// On a clsact of its own making; `prio` None: the kernel's default
+    /// (49152, handle 1 on an empty hook), as a tool that picks none gets.
+    fn install(ns: &Netns, port: &str, prio: Option<&str>) -> Self {
         let obj = std::env::temp_dir().join(format!(
             "foreign-{}.o",
             telegen_integration_tests::unique_id()
@@ -280,37 +282,27 @@ impl ForeignFilter {
         .unwrap();
         ns.exec("tc", &["qdisc", "add", "dev", port, "clsact"])
             .unwrap();
-        ns.exec(
-            "tc",
-            &[
-                "filter",
-                "add",
-                "dev",
-                port,
-                "ingress",
-                "prio",
-                "7",
-                "bpf",
-                "da",
-                "obj",
-                obj.to_str().unwrap(),
-                "sec",
-                "classifier",
-            ],
-        )
-        .unwrap();
+        let mut args = vec!["filter", "add", "dev", port, "ingress"];
+        if let Some(p) = prio {
+            args.extend(["prio", p]);
+        }
+        let obj_path = obj.to_str().unwrap();
+        args.extend(["bpf", "da", "obj", obj_path, "sec", "classifier"]);
+        ns.exec("tc", &args).unwrap();
         let _ = std::fs::remove_file(&obj);
         let out = ns
-            .exec(
-                "tc",
-                &["-j", "filter", "show", "dev", port, "ingress", "prio", "7"],
-            )
+            .exec("tc", &["-j", "filter", "show", "dev", port, "ingress"])
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let prog_id = v
             .as_array()
             .unwrap()
             .iter()
+            .filter(|f| {
+                f["options"]["bpf_name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("foreign"))
+            })
             .find_map(|f| f["options"]["prog"]["id"].as_u64())
             .unwrap();
         let prog: serde_json::Value = serde_json::from_str(
@@ -478,4 +470,71 @@ async fn job_expires_and_detaches() {
     })
     .await
     .unwrap();
+}
+
+/// An operator's `tc qdisc del dev PORT clsact` under a running job, then
+/// another tool attaching its bpf filter on a new clsact at the kernel's
+/// default priority and handle, which were ours: the probe finds its hook
+/// lost, attaches again (the job says it missed packets) and counts on;
+/// stopping the job removes only our filter, never the other tool's, nor
+/// the clsact it did not create.
+#[tokio::test]
+async fn an_operators_tc_del_is_detected_and_another_tools_filter_survives_our_stop() {
+    let lab = lab();
+    let port = lab.veth.port.clone();
+    let probe = Probe::start(&lab.probe_ns, &[("TELEGEN_ATTACH_MODE", "tc")])
+        .await
+        .unwrap();
+    let job = probe.start_job(&port, "ingress").await.unwrap();
+    probe.wait_status(&job.job_id, "running").await.unwrap();
+    lab.ingress(&rep(frames::ipv4_udp(128), 10));
+    probe.results_at(&job.job_id, 10).await.unwrap();
+    assert!(lab.tc_filters("ingress").contains("pref 49152"));
+
+    lab.probe_ns
+        .exec("tc", &["qdisc", "del", "dev", &port, "clsact"])
+        .unwrap();
+    let foreign = ForeignFilter::install(&lab.probe_ns, &port, None);
+    let filters = lab.tc_filters("ingress");
+    assert!(
+        filters.contains("pref 49152") && filters.contains("handle 0x1"),
+        "the other tool got our old priority and handle: {filters}"
+    );
+    let noted = telegen_integration_tests::poll(
+        "the probe to find its hook lost and attach again",
+        std::time::Duration::from_secs(15),
+        || {
+            let mut c = probe.client();
+            let id = job.job_id.clone();
+            async move {
+                let j = c
+                    .get_job(telegen_proto::v1::GetJobRequest { job_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                j.error.contains("attached again").then_some(j)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(noted.status, "running");
+    assert!(lab.tc_filters("ingress").contains("telegen_ingress"));
+
+    let before = foreign.seen();
+    lab.ingress(&rep(frames::ipv4_udp(128), 7));
+    let r = probe.results_at(&job.job_id, 17).await.unwrap();
+    assert_eq!(r.packets_total, 17);
+    assert_eq!(foreign.seen() - before, 7);
+
+    probe.stop_job(&job.job_id).await.unwrap();
+    let filters = lab.tc_filters("ingress");
+    assert!(
+        filters.contains("foreign"),
+        "the other tool's filter survives: {filters}"
+    );
+    assert!(!filters.contains("telegen"), "ours is gone: {filters}");
+    assert!(lab.qdiscs().contains("clsact"), "its clsact stays");
+    lab.ingress(&rep(frames::ipv4_udp(128), 3));
+    assert_eq!(foreign.seen() - before, 10, "the other tool still works");
 }

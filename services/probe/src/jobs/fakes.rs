@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use super::ports::{
-    Clock, ErspanBackend, HookWant, Interfaces, JobCounters, Kernel, KernelCounters, KernelError,
-    NetdevError, Ports, Provisioned, SessionError, SessionSpec, SonicBackend,
+    Clock, ErspanBackend, HookWant, Hooked, Interfaces, JobCounters, Kernel, KernelCounters,
+    KernelError, NetdevError, Ports, Provisioned, SessionError, SessionSpec, SonicBackend,
 };
 use super::{DatapathStatus, JobManager, Settings};
 use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode};
@@ -56,6 +56,8 @@ pub struct World {
     pub sessions: BTreeSet<Uuid>,
     /// The erspan netdev exists (created by us).
     pub netdev: bool,
+    /// Interfaces whose hook an operator removed (reconcile finds it lost).
+    pub lost: BTreeSet<u32>,
     pub failing: BTreeSet<Step>,
     pub now_ns: u64,
     pub boot_ns: u64,
@@ -125,21 +127,25 @@ impl Kernel for FakeKernel {
         }
         Ok(())
     }
-    async fn reconcile(
-        &mut self,
-        ifindex: u32,
-        want: &HookWant,
-    ) -> Result<Option<AttachMode>, KernelError> {
+    async fn reconcile(&mut self, ifindex: u32, want: &HookWant) -> Result<Hooked, KernelError> {
         if self.0.fails(Step::Reconcile) {
             return Err(kernel_fault(Step::Reconcile));
         }
         let mut w = self.0.world();
+        let lost = if w.lost.remove(&ifindex) {
+            vec!["ingress"]
+        } else {
+            vec![]
+        };
         if want.is_empty() {
             w.hooks.remove(&ifindex);
-            return Ok(None);
+            return Ok(Hooked { mode: None, lost });
         }
         w.hooks.insert(ifindex, want.clone());
-        Ok(Some(AttachMode::Tc))
+        Ok(Hooked {
+            mode: Some(AttachMode::Tc),
+            lost,
+        })
     }
     fn hooked_ifindexes(&self) -> Vec<u32> {
         self.0.world().hooks.keys().copied().collect()

@@ -173,6 +173,7 @@ impl JobManager {
         if !self.swept.load(std::sync::atomic::Ordering::Relaxed) && self.sweep_sessions().await {
             self.swept.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        self.verify_hooks().await;
         let stopping = self
             .inner
             .lock()
@@ -181,6 +182,25 @@ impl JobManager {
             .select(|j| j.state == JobState::Stopping);
         for (slot, id) in stopping {
             self.finish(slot, id, JobState::Stopped).await;
+        }
+    }
+
+    /// Check that the hooks running jobs count on are still attached and
+    /// ours; a lost one is attached again and its jobs say so (reconcile).
+    async fn verify_hooks(&self) {
+        let mut inner = self.inner.lock().await;
+        let mut ifindexes: Vec<u32> = inner
+            .slots
+            .iter()
+            .filter(|j| j.state == JobState::Running && j.mirror_mode.attaches())
+            .map(|j| j.ifindex)
+            .collect();
+        ifindexes.sort_unstable();
+        ifindexes.dedup();
+        for ifindex in ifindexes {
+            if let Err(e) = inner.reconcile(ifindex).await {
+                warn!(ifindex, error = %e, "checking the hooks of running jobs");
+            }
         }
     }
 

@@ -216,16 +216,35 @@ impl Inner {
         want
     }
 
-    /// Attach, detach and configure `ifindex` as its jobs want.
+    /// Attach, detach and configure `ifindex` as its jobs want. A hook found
+    /// lost (an operator's `tc qdisc del`) is attached again, and the jobs
+    /// counting there say that they missed packets.
     async fn reconcile(
         &mut self,
         ifindex: u32,
     ) -> Result<Option<crate::domain::AttachMode>, KernelError> {
         let want = self.want(ifindex);
-        match self.kernel.as_mut() {
-            Some(k) => k.reconcile(ifindex, &want).await,
-            None => Ok(None),
+        let Some(k) = self.kernel.as_mut() else {
+            return Ok(None);
+        };
+        let hooked = k.reconcile(ifindex, &want).await?;
+        if !hooked.lost.is_empty() {
+            let hooks = hooked.lost.join(" and ");
+            for (slot, id) in self
+                .slots
+                .select(|j| j.ifindex == ifindex && j.wants_attachment())
+            {
+                if let Some(mut j) = self.slots.get(slot, id).cloned() {
+                    tracing::warn!(job_id = %id, interface = %j.iface, hooks = %hooks, "the classifier was removed outside telegen-sonic; attached again");
+                    j.error = Some(format!(
+                        "the classifier on {} {hooks} was removed outside telegen-sonic (tc) and attached again; packets in between were not counted",
+                        j.iface
+                    ));
+                    let _ = self.persist(&j);
+                }
+            }
         }
+        Ok(hooked.mode)
     }
 
     /// Free the record of a start that went no further.

@@ -24,6 +24,16 @@ impl HookWant {
     }
 }
 
+/// What a reconcile found and left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooked {
+    /// The attach mode in use there, None when nothing is attached.
+    pub mode: Option<AttachMode>,
+    /// Hooks ("ingress", "egress") that were recorded as ours but found
+    /// gone or taken by someone else, and attached again if wanted.
+    pub lost: Vec<&'static str>,
+}
+
 /// A failure of the kernel side, typed by what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -120,13 +130,11 @@ pub trait Kernel: Send + Sync {
     /// Everything a job's slot needs before it is counted: zeroed counters,
     /// its filter, a fresh flow table (or none).
     fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError>;
-    /// Make the hooks of `ifindex` match `want` (attach, detach, config);
-    /// the attach mode in use there, None when nothing is attached.
-    async fn reconcile(
-        &mut self,
-        ifindex: u32,
-        want: &HookWant,
-    ) -> Result<Option<AttachMode>, KernelError>;
+    /// Make the hooks of `ifindex` match `want` (attach, detach, config),
+    /// after checking that what the records say is attached still is, and
+    /// is ours (a hook lost to an operator's `tc` is attached again; one
+    /// that is not ours is never detached).
+    async fn reconcile(&mut self, ifindex: u32, want: &HookWant) -> Result<Hooked, KernelError>;
     /// Interfaces with a recorded attachment.
     fn hooked_ifindexes(&self) -> Vec<u32>;
     /// Unpin TCX links no record mentions (a crash mid-attach).

@@ -456,3 +456,26 @@ async fn orphaned_sessions_are_swept_and_owned_ones_kept() {
     assert_eq!(sessions.into_iter().collect::<Vec<_>>(), vec![job.id]);
     check_owned(&world, &mgr).await;
 }
+
+/// A hook removed outside telegen-sonic (an operator's `tc qdisc del`) is
+/// found by the periodic check, attached again, and its job says it missed
+/// packets.
+#[tokio::test]
+async fn a_lost_hook_is_attached_again_and_the_job_says_so() {
+    let world = Shared::default();
+    let mgr = fakes::manager(&world).await;
+    let job = mgr.start(&req("direct", 0)).await.unwrap();
+    let id = job.id.to_string();
+    settled(&mgr, &id).await;
+    {
+        let mut w = world.world();
+        w.hooks.clear();
+        w.lost.insert(PORT_IFINDEX);
+    }
+    mgr.retry_pending().await;
+    let j = mgr.get(&id).await.unwrap();
+    assert_eq!(j.state, JobState::Running);
+    assert!(j.error.unwrap().contains("attached again"));
+    assert!(world.world().hooks.contains_key(&PORT_IFINDEX));
+    check_owned(&world, &mgr).await;
+}

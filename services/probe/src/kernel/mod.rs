@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use crate::domain::{AttachMode, ClassCounts, Job, DIR_NAMES};
 use crate::jobs::ports::{
-    FlowTableRead, HookWant, IfaceCounters, JobCounters, Kernel, KernelCounters, KernelError,
-    RawFlow,
+    FlowTableRead, HookWant, Hooked, IfaceCounters, JobCounters, Kernel, KernelCounters,
+    KernelError, RawFlow,
 };
 use datapath::Datapath;
 use maps::layout::{
@@ -119,11 +119,7 @@ impl Kernel for LiveKernel {
             .prepare_job(job.slot, &records::job_filter(job), job.flow_table_size)?)
     }
 
-    async fn reconcile(
-        &mut self,
-        ifindex: u32,
-        want: &HookWant,
-    ) -> Result<Option<AttachMode>, KernelError> {
+    async fn reconcile(&mut self, ifindex: u32, want: &HookWant) -> Result<Hooked, KernelError> {
         self.reconcile_hooks(ifindex, want).await
     }
 

@@ -164,6 +164,57 @@ impl Netlink {
         }
     }
 
+    /// What sits at (`prio`, `handle`) on one clsact hook of `ifindex`
+    /// (dir 0 ingress, 1 egress): None when nothing does; the BPF program
+    /// name of a bpf filter; "" for a filter of another kind.
+    pub async fn tc_filter_at(
+        &self,
+        ifindex: u32,
+        dir: usize,
+        prio: u16,
+        handle: u32,
+    ) -> Result<Option<String>, rtnetlink::Error> {
+        use netlink_packet_route::tc::{TcAttribute, TcFilterBpfOption, TcOption};
+        let req = self.handle.traffic_filter(ifindex as i32).get();
+        let req = if dir == 0 {
+            req.ingress()
+        } else {
+            req.egress()
+        };
+        let filters = match req.execute().try_collect::<Vec<_>>().await {
+            Ok(f) => f,
+            // No clsact qdisc (any more): nothing there.
+            Err(e) if is_errno(&e, libc::EINVAL) || is_errno(&e, libc::ENOENT) => return Ok(None),
+            Err(e) if is_errno(&e, ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let at = filters
+            .iter()
+            .find(|m| (m.header.info >> 16) as u16 == prio && u32::from(m.header.handle) == handle);
+        Ok(at.map(|m| {
+            let mut bpf = false;
+            let mut name = String::new();
+            for a in &m.attributes {
+                match a {
+                    TcAttribute::Kind(k) => bpf = k == "bpf",
+                    TcAttribute::Options(opts) => {
+                        for o in opts {
+                            if let TcOption::Bpf(TcFilterBpfOption::ProgName(n)) = o {
+                                name = n.clone();
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if bpf {
+                name
+            } else {
+                String::new()
+            }
+        }))
+    }
+
     /// Delete the clsact qdisc of `ifindex` (only ever one we created).
     pub async fn delete_clsact(&self, ifindex: u32) -> Result<(), rtnetlink::Error> {
         let mut req = self.handle.qdisc().del(ifindex as i32);

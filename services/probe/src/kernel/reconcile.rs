@@ -5,11 +5,19 @@
 
 use tracing::{info, warn};
 
+use super::datapath::PROG_NAMES;
 use super::maps::layout::{put_str, HookRec, IfCfg, IfaceRec, PROG_GENERATION};
 use super::records::{attach_code, attach_from_code};
 use super::LiveKernel;
 use crate::domain::{AttachMode, DIR_NAMES};
-use crate::jobs::ports::{HookWant, KernelError};
+use crate::jobs::ports::{HookWant, Hooked, KernelError};
+
+/// What a recorded tc hook's (priority, handle) holds now.
+enum Found {
+    Ours,
+    /// Gone, or someone else's filter: never ours to detach.
+    Lost(Option<String>),
+}
 use crate::timefmt::now_ns;
 
 fn netlink(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> KernelError {
@@ -30,17 +38,21 @@ impl LiveKernel {
         &mut self,
         ifindex: u32,
         want: &HookWant,
-    ) -> Result<Option<AttachMode>, KernelError> {
+    ) -> Result<Hooked, KernelError> {
         let deep = want.deep;
         let existing = self
             .ifaces
             .iter()
             .position(|r| r.used != 0 && r.ifindex == ifindex);
+        let lost = match existing {
+            Some(s) => self.forget_lost_hooks(s).await?,
+            None => Vec::new(),
+        };
         if want.is_empty() {
             if let Some(s) = existing {
                 self.release_iface(s).await;
             }
-            return Ok(None);
+            return Ok(Hooked { mode: None, lost });
         }
         let name = self
             .netlink
@@ -137,7 +149,54 @@ impl LiveKernel {
         }
         self.ifaces[s] = rec;
         result?;
-        Ok(rec.hook.iter().find_map(|h| attach_from_code(h.mode)))
+        Ok(Hooked {
+            mode: rec.hook.iter().find_map(|h| attach_from_code(h.mode)),
+            lost,
+        })
+    }
+
+    /// Whether the tc filter a hook record names is still there and ours
+    /// (a bpf filter running one of our programs, by name).
+    async fn tc_hook(&self, ifindex: u32, dir: usize, h: &HookRec) -> Result<Found, KernelError> {
+        let at = self
+            .netlink
+            .tc_filter_at(ifindex, dir, h.priority as u16, h.handle)
+            .await
+            .map_err(netlink("listing tc filters"))?;
+        Ok(match at {
+            Some(name) if PROG_NAMES.contains(&name.as_str()) => Found::Ours,
+            other => Found::Lost(other),
+        })
+    }
+
+    /// Drop from interface slot `s`'s record the tc hooks that are gone or
+    /// taken (an operator's `tc qdisc del`, another tool at our old
+    /// priority and handle), so that they are attached again if wanted and
+    /// never detached. Which hooks were lost.
+    async fn forget_lost_hooks(&mut self, s: usize) -> Result<Vec<&'static str>, KernelError> {
+        let mut rec = self.ifaces[s];
+        let mut lost = Vec::new();
+        for dir in 0..2 {
+            let h = rec.hook[dir];
+            if h.attached == 0 || attach_from_code(h.mode) != Some(AttachMode::Tc) {
+                continue;
+            }
+            if let Found::Lost(found) = self.tc_hook(rec.ifindex, dir, &h).await? {
+                warn!(ifindex = rec.ifindex, dir = DIR_NAMES[dir], priority = h.priority, handle = h.handle, found = ?found, "our tc filter is gone or taken; forgetting it");
+                rec.hook[dir] = HookRec::default();
+                // Whose clsact is there now is not known: never delete it.
+                rec.created_qdisc = 0;
+                lost.push(DIR_NAMES[dir]);
+            }
+        }
+        if !lost.is_empty() {
+            self.dp
+                .maps
+                .set_iface_rec(s as u32, &rec)
+                .map_err(map("persisting attachment record"))?;
+            self.ifaces[s] = rec;
+        }
+        Ok(lost)
     }
 
     /// Detach every hook of interface slot `s`, clear its config, and remove
