@@ -176,17 +176,17 @@ impl LiveKernel {
     async fn forget_lost_hooks(&mut self, s: usize) -> Result<Vec<&'static str>, KernelError> {
         let mut rec = self.ifaces[s];
         let mut lost = Vec::new();
-        for dir in 0..2 {
+        for (dir, dir_name) in DIR_NAMES.iter().enumerate() {
             let h = rec.hook[dir];
             if h.attached == 0 || attach_from_code(h.mode) != Some(AttachMode::Tc) {
                 continue;
             }
             if let Found::Lost(found) = self.tc_hook(rec.ifindex, dir, &h).await? {
-                warn!(ifindex = rec.ifindex, dir = DIR_NAMES[dir], priority = h.priority, handle = h.handle, found = ?found, "our tc filter is gone or taken; forgetting it");
+                warn!(ifindex = rec.ifindex, dir = dir_name, priority = h.priority, handle = h.handle, found = ?found, "our tc filter is gone or taken; forgetting it");
                 rec.hook[dir] = HookRec::default();
                 // Whose clsact is there now is not known: never delete it.
                 rec.created_qdisc = 0;
-                lost.push(DIR_NAMES[dir]);
+                lost.push(*dir_name);
             }
         }
         if !lost.is_empty() {
