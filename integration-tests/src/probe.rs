@@ -237,7 +237,23 @@ pub async fn wait_job_status(
     status: &str,
     timeout: Duration,
 ) -> anyhow::Result<pb::Job> {
-    poll(&format!("job {id} to be {status}"), timeout, || {
+    wait_job_where(client, id, &format!("to be {status}"), timeout, |j| {
+        j.status == status
+    })
+    .await
+}
+
+/// Poll GetJob until `ok` holds for the job (`what` says what is awaited),
+/// for at most `timeout`.
+pub async fn wait_job_where(
+    client: &ProbeClient<Channel>,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&pb::Job) -> bool,
+) -> anyhow::Result<pb::Job> {
+    let ok = &ok;
+    poll(&format!("job {id} {what}"), timeout, || {
         let mut c = client.clone();
         let id = id.to_string();
         async move {
@@ -246,7 +262,7 @@ pub async fn wait_job_status(
                 .await
                 .ok()?
                 .into_inner();
-            (j.status == status).then_some(j)
+            ok(&j).then_some(j)
         }
     })
     .await

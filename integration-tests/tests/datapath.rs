@@ -500,21 +500,12 @@ async fn an_operators_tc_del_is_detected_and_another_tools_filter_survives_our_s
         filters.contains("pref 49152") && filters.contains("handle 0x1"),
         "the other tool got our old priority and handle: {filters}"
     );
-    let noted = telegen_integration_tests::poll(
-        "the probe to find its hook lost and attach again",
-        std::time::Duration::from_secs(15),
-        || {
-            let mut c = probe.client();
-            let id = job.job_id.clone();
-            async move {
-                let j = c
-                    .get_job(telegen_proto::v1::GetJobRequest { job_id: id })
-                    .await
-                    .ok()?
-                    .into_inner();
-                j.error.contains("attached again").then_some(j)
-            }
-        },
+    let noted = telegen_integration_tests::probe::wait_job_where(
+        &probe.client(),
+        &job.job_id,
+        "to say its hook was lost and attached again",
+        Duration::from_secs(15),
+        |j| j.error.contains("attached again"),
     )
     .await
     .unwrap();

@@ -15,7 +15,7 @@ use std::{
 use telegen_integration_tests::{
     netns::{Netns, Veth},
     poll,
-    probe::Probe,
+    probe::{wait_job_where, Probe},
     sh, unique_id,
 };
 use telegen_proto::v1 as pb;
@@ -546,21 +546,12 @@ async fn a_session_redis_cannot_delete_keeps_its_job_stopping_until_it_is_gone()
     orchestrate(&redis, &job.job_id).await;
     probe.wait_status(&job.job_id, "running").await.unwrap();
     redis.signal(libc::SIGSTOP);
-    let stopping = poll(
-        "the expired job to report its pending delete",
+    let stopping = wait_job_where(
+        &probe.client(),
+        &job.job_id,
+        "to report its pending delete",
         Duration::from_secs(30),
-        || {
-            let mut c = probe.client();
-            let id = job.job_id.clone();
-            async move {
-                let j = c
-                    .get_job(pb::GetJobRequest { job_id: id })
-                    .await
-                    .ok()?
-                    .into_inner();
-                (j.status == "stopping" && !j.pending.is_empty()).then_some(j)
-            }
-        },
+        |j| j.status == "stopping" && !j.pending.is_empty(),
     )
     .await
     .unwrap();

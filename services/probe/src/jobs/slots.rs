@@ -106,34 +106,15 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Direction, JobFilter, JobState, MirrorMode};
+    use crate::domain::JobState;
 
     fn job(slot: u32, seq: u64, state: JobState) -> Job {
         Job {
             slot,
-            id: Uuid::new_v4(),
-            port: "p".into(),
-            iface: "p".into(),
-            ifindex: 1,
-            state,
-            direction: Direction::Ingress,
-            mirror_mode: MirrorMode::Direct,
-            attach_mode: None,
-            otlp_export: true,
-            flows_detail: false,
-            duration_sec: 0,
-            sample_rate: 1,
             seq,
-            started_ns: 0,
-            expires_ns: None,
-            expires_boot_ns: None,
-            stopped_ns: None,
-            error: None,
-            fallback: None,
-            filter: JobFilter::default(),
-            flow_table_size: 0,
-            ending: None,
-            pending: None,
+            state,
+            id: Uuid::new_v4(),
+            ..crate::jobs::fakes::job_template()
         }
     }
 
