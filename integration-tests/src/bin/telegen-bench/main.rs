@@ -9,11 +9,13 @@
 //! 2. The probe's idle RSS, against a trivial process measured in the same run.
 //! 3. StartJob -> running and StopJob latency in direct mode, TCX and forced
 //!    tc, with the probe in a network namespace on a veth.
-//! 4. The REST gateway, run unprivileged as in production in front of one
+//! 4. GetJob latency while a `sonic` StartJob waits on a redis stopped with
+//!    SIGSTOP, against idle GetJob in the same run (no lock across redis).
+//! 5. The REST gateway, run unprivileged as in production in front of one
 //!    probe: start -> running over REST against the same cycle over gRPC,
 //!    GET /jobs/{id} throughput against gRPC GetJob and GET /healthz, and
 //!    the gateway's RSS against a trivial process.
-//! 5. The OTLP exporter, run unprivileged as in production between a
+//! 6. The OTLP exporter, run unprivileged as in production between a
 //!    synthetic probe (WatchCounters only, 4 series per owner) and a real
 //!    OTLP/gRPC receiver: exports, requests per interval, data points and
 //!    bytes per request, CPU per export with 64 interfaces and 2 jobs
@@ -25,14 +27,15 @@
 //! BENCH_HTTP_SECS (seconds of load per throughput target, default 5),
 //! BENCH_HTTP_CLIENTS (concurrent clients, default 8),
 //! BENCH_EXPORT_SECS (seconds of exports measured per exporter case, default
-//! 10), BENCH_SECTIONS (comma list of classifier,rss,latency,gateway,exporter;
-//! default all; `filters` is the filter and flow cost), BENCH_OBJECT (another
+//! 10), BENCH_SECTIONS (comma list of classifier,rss,latency,stall,gateway,exporter;
+//! default all; `filters` is the filter and flow cost, `stall` GetJob under
+//! a stalled redis), BENCH_OBJECT (another
 //! build of ebpf/telegen.bpf.c for the filters section to measure instead),
 //! TELEGEN_BIN_DIR (where telegen-probe, telegen-gateway and
 //! telegen-exporter are; default <workspace>/target/release).
 //!
-//! One module per section (classifier, filters, rss, latency, gateway,
-//! exporter); `common` is the harness they share (scratch directories,
+//! One module per section (classifier, filters, rss, latency, stall,
+//! gateway, exporter); `common` is the harness they share (scratch directories,
 //! statistics, timing, memory and CPU readings, report pieces), `testrun` the
 //! BPF_PROG_TEST_RUN programs and frames of classifier and filters, and
 //! `probe_proc` the probe process (and its network namespace) of rss, latency
@@ -47,6 +50,7 @@ mod gateway;
 mod latency;
 mod probe_proc;
 mod rss;
+mod stall;
 mod testrun;
 
 use std::{
@@ -163,6 +167,13 @@ fn run() -> Result<bool> {
         section(
             "StartJob -> running latency (direct mode)",
             rt.block_on(latency::bench(&bin_dir, jobs)),
+        );
+    }
+    if want("stall") {
+        eprintln!("telegen-bench: GetJob while a sonic start waits on a stalled redis...");
+        section(
+            "GetJob while redis stalls a start",
+            rt.block_on(stall::bench(&bin_dir)),
         );
     }
     if want("gateway") {
