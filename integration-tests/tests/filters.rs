@@ -596,3 +596,38 @@ async fn an_error_map_of_the_older_size_is_replaced_and_jobs_count_on() {
         assert_eq!(snap.errors.get(name), Some(&0), "{name}: {:?}", snap.errors);
     }
 }
+
+/// Pins written by a newer probe (a higher layout version in `meta`) are
+/// not misread: the datapath stays off, saying why, and nothing is changed.
+#[tokio::test]
+async fn pins_of_a_newer_layout_are_refused_not_misread() {
+    use aya::maps::{Array, Map, MapData};
+    use telegen_probe::maps::layout::Meta;
+
+    let lab = Lab::new();
+    let mut probe = Probe::start(&lab.probe_ns, &[]).await.unwrap();
+    probe.kill_process();
+    {
+        let md = MapData::from_pin(probe.pin_dir.join("meta")).unwrap();
+        let mut meta: Array<MapData, Meta> = Array::try_from(Map::Array(md)).unwrap();
+        let mut m = meta.get(&0, 0).unwrap();
+        m.layout_version = 99;
+        meta.set(0, m, 0).unwrap();
+    }
+    probe.spawn(&[]).await.unwrap();
+    let info = probe
+        .client()
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!info.datapath_enabled);
+    assert!(
+        info.datapath_reason.contains("newer probe (layout 99"),
+        "{}",
+        info.datapath_reason
+    );
+    let md = MapData::from_pin(probe.pin_dir.join("meta")).unwrap();
+    let meta: Array<MapData, Meta> = Array::try_from(Map::Array(md)).unwrap();
+    assert_eq!(meta.get(&0, 0).unwrap().layout_version, 99, "left as found");
+}

@@ -57,6 +57,8 @@ pub enum DatapathError {
     Maps(#[from] aya::maps::MapError),
     #[error("{0}")]
     Io(String),
+    #[error("the pins in {dir} were written by a newer probe (layout {found}; this one knows up to {known}): run that version or a newer one; this one would misread them")]
+    NewerLayout { dir: String, found: u32, known: u32 },
     /// Another probe owns the pin directory: starting would make two
     /// probes adopt and edit the same maps.
     #[error("another telegen-probe holds {0} (an exclusive lock on the directory); stop it first, or give this one its own TELEGEN_BPF_PIN_DIR")]
@@ -132,6 +134,14 @@ impl Datapath {
                 DatapathError::Io(format!("creating {}/flows: {e}", cfg.pin_dir.display()))
             })?;
         let mut meta = maps.meta()?;
+        // Sizes can agree while meanings differ: the version says which.
+        if meta.layout_version > LAYOUT_VERSION {
+            return Err(DatapathError::NewerLayout {
+                dir: cfg.pin_dir.display().to_string(),
+                found: meta.layout_version,
+                known: LAYOUT_VERSION,
+            });
+        }
         if meta.layout_version == 0 {
             meta = Meta {
                 created_unix_ns: now_ns(),
