@@ -1,3 +1,6 @@
+//! Over 400 lines: one scenario per lifecycle step and fault family, each
+//! short; split they would share the helpers above them anyway.
+//!
 //! The job core against fakes (fakes.rs): start, stop, expiry and adoption,
 //! each with a fault injected at every step of every port, and after each
 //! the invariant that nothing is left without an owner except what the
