@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod netns;
 pub mod otlp;
 pub mod probe;
+pub mod redis;
 pub mod unpriv;
 
 use std::time::{Duration, Instant};
