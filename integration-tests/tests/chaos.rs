@@ -1,7 +1,11 @@
 //! Chaos: under steady traffic, jobs in direct and sonic mode are started,
 //! stopped and left to expire on one port while the probe is SIGKILLed at
-//! random points of those calls and redis is SIGSTOPped around them (a
-//! seeded sequence: CHAOS_SEED picks another, CHAOS_ROUNDS a longer run).
+//! random points of those calls and redis is SIGSTOPped around them, longer
+//! than the probe's timeouts or not. Each round opens one of the windows
+//! where a fault used to strand something (an expiry or a stop under a
+//! wedged redis, a kill during a start waiting on redis, right after a
+//! start, right after a stop), with seeded timings (CHAOS_SEED picks another
+//! sequence, CHAOS_ROUNDS a longer run).
 //! After everything heals and every job but the witness is stopped, the
 //! state must converge: the witness (a direct job on a second port, started
 //! first) counted exactly the packets sent, and netlink, tc and redis show
@@ -72,7 +76,7 @@ fn orchestrator(redis_sock: String, stop: Arc<AtomicBool>, paused: Arc<AtomicBoo
 #[tokio::test]
 async fn jobs_converge_after_random_kills_and_redis_stalls_under_traffic() {
     let seed = env_u64("CHAOS_SEED", 0x5eed_7e1e_9e11);
-    let rounds = env_u64("CHAOS_ROUNDS", 14);
+    let rounds = env_u64("CHAOS_ROUNDS", 10);
     let mut rng = Rng(seed | 1);
     eprintln!("chaos: seed {seed:#x}, {rounds} rounds (CHAOS_SEED, CHAOS_ROUNDS)");
 
@@ -134,56 +138,92 @@ async fn jobs_converge_after_random_kills_and_redis_stalls_under_traffic() {
     };
 
     let mut ids: Vec<String> = Vec::new();
+    let ms = Duration::from_millis;
     for round in 0..rounds {
-        let action = rng.next(4);
-        let kill_after = (rng.next(2) == 0).then(|| Duration::from_millis(rng.next(25)));
-        let stall = rng.next(3) == 0;
+        // Each round opens one of the windows where a fault used to strand
+        // something, with seeded timings; the kind is drawn too.
+        let kind = rng.next(5);
         let mode = if rng.next(2) == 0 { "sonic" } else { "direct" };
-        let duration = [0, 1, 2][rng.next(3) as usize];
-        eprintln!("chaos: round {round}: action {action}, {mode}, duration {duration}, kill {kill_after:?}, stall {stall}");
-        if stall {
-            paused.store(true, Ordering::Relaxed);
-            redis.signal(libc::SIGSTOP);
-        }
-        let mut c = probe.client();
-        let call = match action {
-            // Stop a job started earlier.
-            0 if !ids.is_empty() => {
-                let id = ids[rng.next(ids.len() as u64) as usize].clone();
-                tokio::spawn(async move {
-                    c.stop_job(pb::StopJobRequest { job_id: id }).await.ok();
-                    None
-                })
-            }
-            _ => {
-                let req = pb::StartJobRequest {
-                    port: churn_port.port.clone(),
-                    direction: ["ingress", "egress", "both"][rng.next(3) as usize].into(),
-                    mirror_mode: mode.into(),
-                    duration_sec: Some(duration),
-                    ..Default::default()
-                };
-                tokio::spawn(
-                    async move { c.start_job(req).await.ok().map(|r| r.into_inner().job_id) },
-                )
-            }
+        let req = |duration: u32, mode: &str| pb::StartJobRequest {
+            port: churn_port.port.clone(),
+            direction: ["ingress", "egress", "both"][(round % 3) as usize].into(),
+            mirror_mode: mode.into(),
+            duration_sec: Some(duration),
+            ..Default::default()
         };
-        if let Some(after) = kill_after {
-            tokio::time::sleep(after).await;
-            probe.kill_process();
+        // A wedged redis that outlasts the probe's timeouts (2 s a reply,
+        // 4 s a connection), or not.
+        let long_stall = ms(5000 + rng.next(2500));
+        let short_stall = ms(300 + rng.next(700));
+        let kill_after = ms(rng.next(25));
+        eprintln!("chaos: round {round}: kind {kind}, {mode}, kill after {kill_after:?}, stalls {short_stall:?}/{long_stall:?}");
+        let stall = |on: bool| {
+            paused.store(on, Ordering::Relaxed);
+            redis.signal(if on { libc::SIGSTOP } else { libc::SIGCONT });
+        };
+        let mut c = probe.client();
+        match kind {
+            // A sonic job expires while redis is wedged.
+            0 => {
+                if let Ok(j) = c.start_job(req(1, "sonic")).await {
+                    let id = j.into_inner().job_id;
+                    let _ = probe.wait_status(&id, "running").await;
+                    stall(true);
+                    tokio::time::sleep(long_stall).await;
+                    stall(false);
+                    ids.push(id);
+                }
+            }
+            // The probe is killed while a start waits on a wedged redis.
+            1 => {
+                stall(true);
+                let r = req(0, "sonic");
+                let call = tokio::spawn(async move { c.start_job(r).await });
+                tokio::time::sleep(short_stall).await;
+                probe.kill_process();
+                let _ = call.await;
+                stall(false);
+                probe.spawn(&[]).await.unwrap();
+            }
+            // The probe is killed just after a start is asked for.
+            2 => {
+                let r = req(0, mode);
+                let call = tokio::spawn(async move { c.start_job(r).await });
+                tokio::time::sleep(kill_after).await;
+                probe.kill_process();
+                if let Ok(Ok(j)) = call.await {
+                    ids.push(j.into_inner().job_id);
+                }
+                probe.spawn(&[]).await.unwrap();
+            }
+            // The probe is killed just after a stop is asked for.
+            3 => {
+                if let Ok(j) = c.start_job(req(0, mode)).await {
+                    let id = j.into_inner().job_id;
+                    let _ = probe.wait_status(&id, "running").await;
+                    let stop = pb::StopJobRequest { job_id: id.clone() };
+                    let call = tokio::spawn(async move { c.stop_job(stop).await });
+                    tokio::time::sleep(kill_after).await;
+                    probe.kill_process();
+                    let _ = call.await;
+                    probe.spawn(&[]).await.unwrap();
+                    ids.push(id);
+                }
+            }
+            // A stop while redis is wedged, with a client that gives up.
+            _ => {
+                if let Ok(j) = c.start_job(req(0, mode)).await {
+                    let id = j.into_inner().job_id;
+                    let _ = probe.wait_status(&id, "running").await;
+                    stall(true);
+                    let stop = pb::StopJobRequest { job_id: id.clone() };
+                    let _ = tokio::time::timeout(short_stall, c.stop_job(stop)).await;
+                    tokio::time::sleep(long_stall).await;
+                    stall(false);
+                    ids.push(id);
+                }
+            }
         }
-        if stall {
-            tokio::time::sleep(Duration::from_millis(700 + rng.next(800))).await;
-            redis.signal(libc::SIGCONT);
-            paused.store(false, Ordering::Relaxed);
-        }
-        if let Some(id) = call.await.unwrap() {
-            ids.push(id);
-        }
-        if kill_after.is_some() {
-            probe.spawn(&[]).await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(rng.next(300))).await;
     }
 
     // Heal, then stop everything but the witness; all must converge.

@@ -168,10 +168,17 @@ impl JobManager {
     }
 
     /// Finish the jobs whose end is pending (a failed detach or delete, an
-    /// interrupted stop), and sweep orphaned sessions until that is done once.
+    /// interrupted stop), check hooks, and now and then sweep orphaned
+    /// sessions.
     pub async fn retry_pending(&self) {
-        if !self.swept.load(std::sync::atomic::Ordering::Relaxed) && self.sweep_sessions().await {
-            self.swept.store(true, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        /// Retry passes between sweeps (the loop retries every 2 s).
+        const SWEEP_EVERY: u32 = 15;
+        let passes = self.since_sweep.load(Relaxed);
+        if passes >= SWEEP_EVERY && self.sweep_sessions().await {
+            self.since_sweep.store(0, Relaxed);
+        } else {
+            self.since_sweep.store(passes.saturating_add(1), Relaxed);
         }
         self.verify_hooks().await;
         let stopping = self

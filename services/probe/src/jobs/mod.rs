@@ -88,9 +88,10 @@ pub(crate) struct Inner {
 
 pub struct JobManager {
     settings: Settings,
-    /// Sessions of ours that no job owns were looked for (once, at start-up,
-    /// retried until redis answers).
-    swept: std::sync::atomic::AtomicBool,
+    /// Retry passes since the last sweep of orphaned sessions (swept at
+    /// start-up, then every SWEEP_EVERY passes: a session write that a
+    /// wedged redis ran late, after its start was given up, goes too).
+    since_sweep: std::sync::atomic::AtomicU32,
     datapath: DatapathStatus,
     interfaces: Box<dyn Interfaces>,
     erspan: Box<dyn ErspanBackend>,
@@ -103,7 +104,7 @@ impl JobManager {
     /// The core over `ports`; adopts what the kernel's records hold.
     pub async fn new(settings: Settings, datapath: DatapathStatus, ports: Ports) -> Arc<Self> {
         let mgr = Arc::new(JobManager {
-            swept: std::sync::atomic::AtomicBool::new(false),
+            since_sweep: std::sync::atomic::AtomicU32::new(u32::MAX),
             settings,
             datapath,
             interfaces: ports.interfaces,
