@@ -491,10 +491,17 @@ async fn an_operators_tc_del_is_detected_and_another_tools_filter_survives_our_s
     probe.results_at(&job.job_id, 10).await.unwrap();
     assert!(lab.tc_filters("ingress").contains("pref 49152"));
 
+    // The operator and the other tool act between two of the probe's checks
+    // (frozen meanwhile, so that it cannot re-attach in between).
+    let pid = probe.pid().unwrap() as i32;
+    // SAFETY: signalling the probe this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
     lab.probe_ns
         .exec("tc", &["qdisc", "del", "dev", &port, "clsact"])
         .unwrap();
     let foreign = ForeignFilter::install(&lab.probe_ns, &port, None);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
     let filters = lab.tc_filters("ingress");
     assert!(
         filters.contains("pref 49152") && filters.contains("handle 0x1"),
