@@ -150,6 +150,15 @@ impl Probe {
         self.wait_status(&job.job_id, "running").await
     }
 
+    /// GetInfo.
+    pub async fn info(&self) -> anyhow::Result<pb::Info> {
+        Ok(self
+            .client()
+            .get_info(pb::GetInfoRequest {})
+            .await?
+            .into_inner())
+    }
+
     pub async fn wait_status(&self, id: &str, status: &str) -> anyhow::Result<pb::Job> {
         wait_job_status(&self.client(), id, status, Duration::from_secs(10)).await
     }

@@ -360,11 +360,7 @@ async fn unprivileged_probe_serves_placeholder_jobs() {
         .await
         .unwrap();
     let mut c = probe.client();
-    let info = c
-        .get_info(pb::GetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = probe.info().await.unwrap();
     assert!(!info.datapath_enabled);
     assert!(
         info.datapath_reason.contains("CAP_BPF"),

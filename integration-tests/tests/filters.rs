@@ -575,12 +575,7 @@ async fn an_error_map_of_the_older_size_is_replaced_and_jobs_count_on() {
     old.pin(&pin).unwrap();
     drop(old);
     probe.spawn(&[]).await.unwrap();
-    let info = probe
-        .client()
-        .get_info(pb::GetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = probe.info().await.unwrap();
     assert!(info.datapath_enabled, "{}", info.datapath_reason);
     assert!(
         probe.log_text().contains("replacing a pinned counter map"),
@@ -615,12 +610,7 @@ async fn pins_of_a_newer_layout_are_refused_not_misread() {
         meta.set(0, m, 0).unwrap();
     }
     probe.spawn(&[]).await.unwrap();
-    let info = probe
-        .client()
-        .get_info(pb::GetInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = probe.info().await.unwrap();
     assert!(!info.datapath_enabled);
     assert!(
         info.datapath_reason.contains("newer probe (layout 99"),
