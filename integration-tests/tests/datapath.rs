@@ -536,3 +536,44 @@ async fn an_operators_tc_del_is_detected_and_another_tools_filter_survives_our_s
     lab.ingress(&rep(frames::ipv4_udp(128), 3));
     assert_eq!(foreign.seen() - before, 10, "the other tool still works");
 }
+
+/// A TCX link detached by hand (`bpftool link detach`) keeps its pin, so
+/// the record alone would call it attached: the probe checks the link
+/// itself, attaches again, the job says it missed packets and counts on.
+#[tokio::test]
+async fn a_tcx_link_detached_by_hand_is_found_and_attached_again() {
+    let lab = lab();
+    let port = lab.veth.port.clone();
+    let probe = Probe::start(&lab.probe_ns, &[("TELEGEN_ATTACH_MODE", "tcx")])
+        .await
+        .unwrap();
+    let job = probe.start_job(&port, "ingress").await.unwrap();
+    let job = probe.wait_status(&job.job_id, "running").await.unwrap();
+    assert_eq!(job.attach_mode, "tcx");
+    lab.ingress(&rep(frames::ipv4_udp(128), 4));
+    probe.results_at(&job.job_id, 4).await.unwrap();
+    let pin = probe
+        .pin_dir
+        .join("links")
+        .join(format!("tcx_{}_ingress", job.ifindex));
+    sh(
+        "bpftool",
+        &["link", "detach", "pinned", pin.to_str().unwrap()],
+    )
+    .unwrap();
+    let noted = telegen_integration_tests::probe::wait_job_where(
+        &probe.client(),
+        &job.job_id,
+        "to say its hook was lost and attached again",
+        Duration::from_secs(15),
+        |j| j.error.contains("attached again"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(noted.status, "running");
+    lab.ingress(&rep(frames::ipv4_udp(128), 6));
+    let r = probe.results_at(&job.job_id, 10).await.unwrap();
+    assert_eq!(r.packets_total, 10);
+    probe.stop_job(&job.job_id).await.unwrap();
+    assert!(!pin.exists(), "our pin is gone after stop");
+}

@@ -231,3 +231,72 @@ impl Datapath {
         Ok(())
     }
 }
+
+/// The interface a pinned TCX link is attached to: None when the pin is
+/// gone, Some(0) when the link was detached (e.g. `bpftool link detach`:
+/// the pin stays, the hook does not). aya 0.14 does not expose the link's
+/// tcx info, so bpf(2) directly: BPF_OBJ_GET, then BPF_OBJ_GET_INFO_BY_FD.
+pub fn tcx_link_ifindex(pin: &std::path::Path) -> io::Result<Option<u32>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let path = std::ffi::CString::new(pin.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let get = ObjGet {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    // SAFETY: a valid bpf_attr prefix for BPF_OBJ_GET; `path` outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            &get as *const ObjGet,
+            std::mem::size_of::<ObjGet>() as u32,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: the kernel just gave us this fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct bpf_link_info: type, id, prog_id (u32 each), then a union
+    // aligned to 8 whose tcx member starts with the ifindex (offset 16).
+    let mut info = [0u64; 16];
+    let by_fd = InfoByFd {
+        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: a valid bpf_attr prefix; `info` outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &by_fd as *const InfoByFd,
+            std::mem::size_of::<InfoByFd>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Some(info[2] as u32))
+}

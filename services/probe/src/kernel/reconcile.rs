@@ -169,16 +169,31 @@ impl LiveKernel {
         })
     }
 
-    /// Drop from interface slot `s`'s record the tc hooks that are gone or
+    /// Drop from interface slot `s`'s record the hooks that are gone or
     /// taken (an operator's `tc qdisc del`, another tool at our old
-    /// priority and handle), so that they are attached again if wanted and
-    /// never detached. Which hooks were lost.
+    /// priority and handle, a TCX link detached by hand), so that they are
+    /// attached again if wanted and never detached. Which hooks were lost.
     async fn forget_lost_hooks(&mut self, s: usize) -> Result<Vec<&'static str>, KernelError> {
         let mut rec = self.ifaces[s];
         let mut lost = Vec::new();
         for (dir, dir_name) in DIR_NAMES.iter().enumerate() {
             let h = rec.hook[dir];
-            if h.attached == 0 || attach_from_code(h.mode) != Some(AttachMode::Tc) {
+            if h.attached == 0 {
+                continue;
+            }
+            if attach_from_code(h.mode) == Some(AttachMode::Tcx) {
+                // A detached link (`bpftool link detach`) keeps its pin.
+                let pin = self.dp.link_pin(rec.ifindex, dir);
+                match super::attach::tcx_link_ifindex(&pin) {
+                    Ok(Some(i)) if i == rec.ifindex => {}
+                    Ok(found) => {
+                        warn!(ifindex = rec.ifindex, dir = dir_name, found = ?found, "our tcx link is gone or detached; forgetting it");
+                        let _ = std::fs::remove_file(&pin);
+                        rec.hook[dir] = HookRec::default();
+                        lost.push(*dir_name);
+                    }
+                    Err(e) => warn!(ifindex = rec.ifindex, error = %e, "checking our tcx link"),
+                }
                 continue;
             }
             if let Found::Lost(found) = self.tc_hook(rec.ifindex, dir, &h).await? {
