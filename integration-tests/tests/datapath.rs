@@ -507,15 +507,7 @@ async fn an_operators_tc_del_is_detected_and_another_tools_filter_survives_our_s
         filters.contains("pref 49152") && filters.contains("handle 0x1"),
         "the other tool got our old priority and handle: {filters}"
     );
-    let noted = telegen_integration_tests::probe::wait_job_where(
-        &probe.client(),
-        &job.job_id,
-        "to say its hook was lost and attached again",
-        Duration::from_secs(15),
-        |j| j.error.contains("attached again"),
-    )
-    .await
-    .unwrap();
+    let noted = gap_noted(&probe, &job.job_id).await;
     assert_eq!(noted.status, "running");
     assert!(lab.tc_filters("ingress").contains("telegen_ingress"));
 
@@ -561,19 +553,25 @@ async fn a_tcx_link_detached_by_hand_is_found_and_attached_again() {
         &["link", "detach", "pinned", pin.to_str().unwrap()],
     )
     .unwrap();
-    let noted = telegen_integration_tests::probe::wait_job_where(
-        &probe.client(),
-        &job.job_id,
-        "to say its hook was lost and attached again",
-        Duration::from_secs(15),
-        |j| j.error.contains("attached again"),
-    )
-    .await
-    .unwrap();
+    let noted = gap_noted(&probe, &job.job_id).await;
     assert_eq!(noted.status, "running");
     lab.ingress(&rep(frames::ipv4_udp(128), 6));
     let r = probe.results_at(&job.job_id, 10).await.unwrap();
     assert_eq!(r.packets_total, 10);
     probe.stop_job(&job.job_id).await.unwrap();
     assert!(!pin.exists(), "our pin is gone after stop");
+}
+
+/// The job once it says its hook was lost and attached again (the probe
+/// checks every 2 s).
+async fn gap_noted(probe: &Probe, id: &str) -> telegen_proto::v1::Job {
+    telegen_integration_tests::probe::wait_job_where(
+        &probe.client(),
+        id,
+        "to say its hook was lost and attached again",
+        Duration::from_secs(15),
+        |j| j.error.contains("attached again"),
+    )
+    .await
+    .unwrap()
 }
