@@ -442,6 +442,96 @@ async fn top_flows_exact_at_rate_1_and_estimated_at_100() {
         );
         assert_eq!(f.bytes * *pkts, f.pkts * bytes, "bytes scale with packets");
     }
+
+    // At its end a job's table is replaced by its top flows: the memory
+    // goes, the results stay, across a restart too.
+    let mut probe = probe;
+    let before = results_top(&probe, &exact.job_id, 100).await;
+    probe.stop_job(&exact.job_id).await.unwrap();
+    let sizes = flow_table_sizes(&probe.pin_dir);
+    assert_eq!(
+        sizes,
+        vec![35, 1024],
+        "kept 34 + summary; the running job's"
+    );
+    for round in ["stopped", "restarted"] {
+        let after = results_top(&probe, &exact.job_id, 100).await;
+        assert_eq!(after.top_flows, before.top_flows, "{round}");
+        let (a, b) = (
+            after.flow_stats.unwrap(),
+            before.flow_stats.clone().unwrap(),
+        );
+        assert_eq!(
+            (a.table_size, a.table_entries, a.flows_seen, a.evictions),
+            (b.table_size, b.table_entries, b.flows_seen, b.evictions),
+            "{round}"
+        );
+        assert_eq!(
+            results_top(&probe, &exact.job_id, 4).await.top_flows.len(),
+            4
+        );
+        probe.kill_process();
+        probe.spawn(&[]).await.unwrap();
+    }
+    assert_eq!(flow_table_sizes(&probe.pin_dir), vec![35, 1024]);
+}
+
+/// The entries each pinned flow table holds at most, smallest first.
+fn flow_table_sizes(pin_dir: &std::path::Path) -> Vec<u32> {
+    let mut sizes: Vec<u32> = std::fs::read_dir(pin_dir.join("flows"))
+        .unwrap()
+        .map(|e| {
+            aya::maps::MapInfo::from_pin(e.unwrap().path())
+                .unwrap()
+                .max_entries()
+        })
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+/// All running jobs' flow tables together stay under
+/// TELEGEN_FLOW_ENTRIES_MAX: a start past it is refused and records
+/// nothing; an ended job's table no longer counts.
+#[tokio::test]
+async fn flow_tables_are_capped_in_total() {
+    let lab = Lab::new();
+    let probe = Probe::start(
+        &lab.probe_ns,
+        &[
+            ("TELEGEN_FLOW_TABLE_SIZE", "1000"),
+            ("TELEGEN_FLOW_ENTRIES_MAX", "2500"),
+            ("TELEGEN_MAX_JOBS", "4"),
+        ],
+    )
+    .await
+    .unwrap();
+    let flows = || pb::StartJobRequest {
+        port: lab.veth.port.clone(),
+        direction: "ingress".into(),
+        result_detail: "flows".into(),
+        ..Default::default()
+    };
+    let first = start(&probe, &lab.veth.port, flows()).await;
+    start(&probe, &lab.veth.port, flows()).await;
+    let refused = probe.client().start_job(flows()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("TELEGEN_FLOW_ENTRIES_MAX (2500)"),
+        "{}",
+        refused.message()
+    );
+    let listed = probe
+        .client()
+        .list_jobs(pb::ListJobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.jobs.len(), 2);
+    probe.stop_job(&first.job_id).await.unwrap();
+    start(&probe, &lab.veth.port, flows()).await;
 }
 
 /// More flows than the table holds: evictions are counted (flows inserted

@@ -39,6 +39,10 @@ pub struct Config {
     /// Entries of each flows job's kernel LRU flow table:
     /// TELEGEN_FLOW_TABLE_SIZE, default 1024.
     pub flow_table_size: u32,
+    /// The most flow table entries all running jobs may hold together
+    /// (kernel memory, ~100 bytes an entry): TELEGEN_FLOW_ENTRIES_MAX,
+    /// default 1048576.
+    pub flow_entries_max: u64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -111,8 +115,22 @@ impl Config {
                     )
                 })?,
         };
+        let flow_entries_max = match var("TELEGEN_FLOW_ENTRIES_MAX") {
+            None => (1u64 << 20).max(flow_table_size.into()),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (u64::from(flow_table_size)..=1 << 30).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "TELEGEN_FLOW_ENTRIES_MAX",
+                        format!("{v:?} is not a number from TELEGEN_FLOW_TABLE_SIZE ({flow_table_size}) to 1073741824"),
+                    )
+                })?,
+        };
         Ok(Config {
             flow_table_size,
+            flow_entries_max,
             socket_gid,
             listen,
             max_jobs,
@@ -145,6 +163,7 @@ impl Config {
             },
             session_ttl: if e.ttl == 0 { 255 } else { e.ttl },
             flow_table_size: self.flow_table_size,
+            flow_entries_max: self.flow_entries_max,
             otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }

@@ -128,8 +128,8 @@ pub fn bench(repeat: u32, rounds: usize) -> Result<String> {
                     .flow_table(0)?
                     .ok_or_else(|| anyhow!("{}: no flow table", case.name))?;
                 let aux = maps.job_aux(0)?;
-                last_flows = Some((case.name, t.flows.len(), aux.sampled, case.jobs[0].2));
-                ensure!(t.flows.len() == 1, "{}: {} flows", case.name, t.flows.len());
+                last_flows = Some((case.name, t.count(), aux.sampled, case.jobs[0].2));
+                ensure!(t.count() == 1, "{}: {} flows", case.name, t.count());
             }
         }
     }

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use super::ports::{
-    Clock, ErspanBackend, HookWant, Hooked, Interfaces, JobCounters, Kernel, KernelCounters,
-    KernelError, NetdevError, Ports, Provisioned, SessionError, SessionSpec, SonicBackend,
+    Clock, ErspanBackend, FlowSource, HookWant, Hooked, Interfaces, JobCounters, Kernel,
+    KernelCounters, KernelError, NetdevError, Ports, Provisioned, RawFlow, SessionError,
+    SessionSpec, SonicBackend,
 };
 use super::{DatapathStatus, JobManager, Settings};
 use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode};
@@ -154,6 +155,18 @@ impl Kernel for FakeKernel {
     fn job_counters(&self, _job: &Job) -> Result<JobCounters, KernelError> {
         Ok(JobCounters::default())
     }
+    fn flow_table(&self, _job: &Job) -> Result<Option<Box<dyn FlowSource>>, KernelError> {
+        Ok(None)
+    }
+    fn keep_flows(
+        &mut self,
+        _job: &Job,
+        _top: &[RawFlow],
+        _size: u32,
+        _held: u64,
+    ) -> Result<(), KernelError> {
+        Ok(())
+    }
     fn counters(&self) -> Result<KernelCounters, KernelError> {
         Ok(KernelCounters::default())
     }
@@ -262,6 +275,7 @@ pub fn settings() -> Settings {
         session_dscp: 8,
         session_ttl: 255,
         flow_table_size: 1024,
+        flow_entries_max: 2048,
         otlp_endpoint: "http://collector:4317".into(),
     }
 }

@@ -15,7 +15,8 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::ports::SessionError;
-use super::{Inner, JobManager};
+use super::{report, Inner, JobManager};
+use crate::domain::validate::MAX_TOP_FLOWS;
 use crate::domain::{Job, JobState, MirrorMode};
 
 impl JobManager {
@@ -122,6 +123,9 @@ impl JobManager {
             job.pending = self.release_local(&mut inner, &job).await;
             job
         };
+        if job.flows_detail && job.pending.is_none() {
+            self.keep_top_flows(slot, id).await;
+        }
         // Outside the lock: redis may take seconds to answer, or not at all.
         let mut pending = job.pending.clone();
         if job.mirror_mode == MirrorMode::Sonic {
@@ -153,6 +157,42 @@ impl JobManager {
         }
         let _ = inner.persist(&job);
         Some(job)
+    }
+
+    /// Once a flows job no longer counts: replace its table (up to 1M
+    /// entries) by one holding its top flows, read without the job lock.
+    /// Done once (a kept table says so); a failure keeps the whole table,
+    /// freed when the slot is reused.
+    async fn keep_top_flows(&self, slot: u32, id: Uuid) {
+        let table = {
+            let inner = self.inner.lock().await;
+            let Some(job) = inner.slots.get(slot, id) else {
+                return;
+            };
+            match report::flow_table(inner.kernel.as_deref(), job) {
+                Ok(Some(t)) if t.kept_of().is_none() => t,
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(job_id = %id, error = %e, "opening the flow table to keep its top flows");
+                    return;
+                }
+            }
+        };
+        let (top, held, size) = report::read_flows(table, MAX_TOP_FLOWS as usize).await;
+        let mut inner = self.inner.lock().await;
+        let Some(job) = inner.slots.get(slot, id).cloned() else {
+            return;
+        };
+        if let Some(k) = inner.kernel.as_mut().filter(|_| !job.state.is_final()) {
+            match k.keep_flows(&job, &top, size, held) {
+                Ok(()) => {
+                    info!(job_id = %id, kept = top.len(), held, "flow table released; top flows kept")
+                }
+                Err(e) => {
+                    warn!(job_id = %id, error = %e, "keeping the top flows; the whole table stays until its slot is reused")
+                }
+            }
+        }
     }
 
     /// Stop running jobs whose duration has passed (status `expired`), by

@@ -40,6 +40,8 @@ pub enum JobError {
     NotFound(String),
     #[error("At most {0} concurrent jobs are allowed. Try again later.")]
     Capacity(u32),
+    #[error("a flow table of {asked} entries would put the running jobs' flow tables at {total}, over TELEGEN_FLOW_ENTRIES_MAX ({max}); stop a flows job or try again later")]
+    FlowCapacity { asked: u32, total: u64, max: u64 },
     /// Something on the host is in the way (a foreign netdev, a session we
     /// did not write, the datapath off): the operator must act.
     #[error("{0}")]
@@ -71,6 +73,8 @@ pub struct Settings {
     pub session_dscp: u8,
     pub session_ttl: u8,
     pub flow_table_size: u32,
+    /// The most flow table entries the jobs not yet ended hold together.
+    pub flow_entries_max: u64,
     pub otlp_endpoint: String,
 }
 
@@ -167,23 +171,32 @@ impl JobManager {
             .ok_or_else(not_found)
     }
 
-    /// A job's results. The job and its counters are read under one lock,
-    /// so a start in between cannot recycle the slot under the id.
+    /// A job's results. The job, its counters and its flow table are
+    /// taken under one lock (a start in between cannot recycle the slot
+    /// under the id); the table is walked after it.
     pub async fn results(&self, id: &str, top: u32) -> Result<Results, JobError> {
         let top = validate::top(top)?;
         let uuid = validate::job_id(id)?;
-        let inner = self.inner.lock().await;
-        let job = inner
-            .slots
-            .find(uuid)
-            .ok_or_else(|| JobError::NotFound(id.into()))?;
-        Ok(report::results(
-            inner.kernel.as_deref(),
-            job,
-            &self.settings.otlp_endpoint,
-            top,
-            self.now(),
-        )?)
+        let (job, mut counters, table) = {
+            let inner = self.inner.lock().await;
+            let job = inner
+                .slots
+                .find(uuid)
+                .cloned()
+                .ok_or_else(|| JobError::NotFound(id.into()))?;
+            let kernel = inner.kernel.as_deref();
+            let counters = report::job_counters(kernel, &job)?;
+            let table = report::flow_table(kernel, &job)?;
+            (job, counters, table)
+        };
+        if let Some(table) = table {
+            let (top, held, size) = report::read_flows(table, top).await;
+            counters.flows.entries = top;
+            counters.flows.table_entries = held;
+            counters.flows.table_size = Some(size);
+        }
+        let endpoint = &self.settings.otlp_endpoint;
+        Ok(report::results(&job, counters, endpoint, self.now()))
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, JobError> {

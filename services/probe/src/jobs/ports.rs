@@ -78,13 +78,27 @@ pub struct RawFlow {
 pub struct FlowTableRead {
     /// None: the job has no table (any more).
     pub table_size: Option<u32>,
+    /// The best flows asked for, best first (report::walk_flows).
     pub entries: Vec<RawFlow>,
+    /// The entries the table holds (held at the job's end, once it ended).
+    pub table_entries: u64,
     pub flows_seen: u64,
     pub sampled_packets: u64,
     pub update_failures: u64,
 }
 
-/// Everything the kernel counted for one job since it started.
+/// A job's flow table, open: taken under the job lock, walked after it
+/// (a 1M-entry walk takes seconds of syscalls).
+pub trait FlowSource: Send {
+    /// Entries the job's table holds at most.
+    fn size(&self) -> u32;
+    /// For the small table kept at a job's end: the entries it replaced.
+    fn kept_of(&self) -> Option<u64>;
+    fn for_each(&self, f: &mut dyn FnMut(RawFlow));
+}
+
+/// Everything the kernel counted for one job since it started (the flow
+/// entries aside: `Kernel::flow_table`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobCounters {
     /// Per class, in `CLASS_NAMES` order.
@@ -140,6 +154,17 @@ pub trait Kernel: Send + Sync {
     /// Unpin TCX links no record mentions (a crash mid-attach).
     fn remove_unrecorded_links(&mut self);
     fn job_counters(&self, job: &Job) -> Result<JobCounters, KernelError>;
+    /// A flows job's table, open; None when it has none.
+    fn flow_table(&self, job: &Job) -> Result<Option<Box<dyn FlowSource>>, KernelError>;
+    /// At a job's end: replace its table by one holding only `top` (and a
+    /// note of its `size` and the entries it `held`), freeing the memory.
+    fn keep_flows(
+        &mut self,
+        job: &Job,
+        top: &[RawFlow],
+        size: u32,
+        held: u64,
+    ) -> Result<(), KernelError>;
     fn counters(&self) -> Result<KernelCounters, KernelError>;
 }
 

@@ -1,7 +1,7 @@
 //! Results and counter snapshots from the kernel's counters: totals, the
 //! top flows (sorted, scaled by the sample rate), the flow table's health.
 
-use super::ports::{FlowTableRead, JobCounters, Kernel, KernelError};
+use super::ports::{FlowSource, FlowTableRead, JobCounters, Kernel, KernelError, RawFlow};
 use crate::domain::limits::{CLASS_NAMES, HIST_BOUNDS, JOB_ERROR_NAMES};
 use crate::domain::results::{IfaceSeries, JobSeries};
 use crate::domain::{ClassCounts, Flow, FlowStats, Job, Results, Snapshot};
@@ -23,43 +23,109 @@ fn named(classes: Vec<ClassCounts>) -> Vec<(&'static str, ClassCounts)> {
         .collect()
 }
 
-/// What the kernel counted for `job` (nothing for a job that attaches
-/// nothing or never got attached).
-fn job_counters(kernel: Option<&dyn Kernel>, job: &Job) -> Result<JobCounters, KernelError> {
+/// Whether the kernel counted for `job` (not a job that attaches nothing
+/// or never got attached: its slot's maps may hold an older job's).
+fn counted(job: &Job) -> bool {
+    job.mirror_mode.attaches() && job.attach_mode.is_some()
+}
+
+/// What the kernel counted for `job`.
+pub(super) fn job_counters(
+    kernel: Option<&dyn Kernel>,
+    job: &Job,
+) -> Result<JobCounters, KernelError> {
     match kernel {
-        Some(k) if job.mirror_mode.attaches() && job.attach_mode.is_some() => k.job_counters(job),
+        Some(k) if counted(job) => k.job_counters(job),
         _ => Ok(JobCounters::default()),
     }
 }
 
-/// The top `top` flows by bytes (ties: by packets, then by addresses and
-/// ports), scaled by the sample rate, and how the table fared.
-fn flows(job: &Job, read: FlowTableRead, top: usize) -> (Vec<Flow>, Option<FlowStats>) {
+/// `job`'s flow table, open (None: no flows job, or nothing counted).
+pub(super) fn flow_table(
+    kernel: Option<&dyn Kernel>,
+    job: &Job,
+) -> Result<Option<Box<dyn FlowSource>>, KernelError> {
+    match kernel {
+        Some(k) if counted(job) && job.flows_detail => k.flow_table(job),
+        _ => Ok(None),
+    }
+}
+
+/// The best `n` flows of `table` (walked off the async workers: a full
+/// table is a million syscall pairs), how many it holds, its size.
+pub(super) async fn read_flows(table: Box<dyn FlowSource>, n: usize) -> (Vec<RawFlow>, u64, u32) {
+    let size = table.size();
+    let walked = tokio::task::spawn_blocking(move || walk_flows(&*table, n)).await;
+    let (top, held) = walked.unwrap_or_default();
+    (top, held, size)
+}
+
+/// Which of two flows ranks first: more bytes, then more packets, then
+/// by addresses and ports (a stable order for ties).
+fn rank(a: &RawFlow, b: &RawFlow) -> std::cmp::Ordering {
+    (b.bytes, b.packets)
+        .cmp(&(a.bytes, a.packets))
+        .then_with(|| (a.src, a.dst, a.sport, a.dport).cmp(&(b.src, b.dst, b.sport, b.dport)))
+}
+
+struct Ranked(RawFlow);
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        rank(&self.0, &o.0).is_eq()
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        rank(&self.0, &o.0)
+    }
+}
+
+/// The best `n` flows of a table, best first, and how many entries it
+/// holds (held at the job's end, for a kept table): one walk, holding no
+/// more than `n + 1` flows.
+pub(super) fn walk_flows(table: &dyn FlowSource, n: usize) -> (Vec<RawFlow>, u64) {
+    let mut best = std::collections::BinaryHeap::with_capacity(n + 1);
+    let mut count = 0u64;
+    table.for_each(&mut |f| {
+        count += 1;
+        best.push(Ranked(f));
+        if best.len() > n {
+            best.pop(); // the worst
+        }
+    });
+    let top = best.into_sorted_vec().into_iter().map(|r| r.0).collect();
+    (top, table.kept_of().unwrap_or(count))
+}
+
+/// The top flows as results show them (scaled by the sample rate), and
+/// how the table fared.
+fn flows(job: &Job, read: FlowTableRead) -> (Vec<Flow>, Option<FlowStats>) {
     if !job.flows_detail {
         return (Vec::new(), None);
     }
     let size = read.table_size.unwrap_or(job.flow_table_size);
-    let mut entries = read.entries;
     let rate = u64::from(job.sample_rate.max(1));
     let estimated = rate > 1;
-    entries.sort_by(|a, b| {
-        (b.bytes, b.packets)
-            .cmp(&(a.bytes, a.packets))
-            .then_with(|| (a.src, a.dst, a.sport, a.dport).cmp(&(b.src, b.dst, b.sport, b.dport)))
-    });
     let stats = FlowStats {
         sample_rate: job.sample_rate,
         estimated,
         table_size: size,
-        table_entries: entries.len() as u64,
+        table_entries: read.table_entries,
         flows_seen: read.flows_seen,
-        evictions: read.flows_seen.saturating_sub(entries.len() as u64),
+        evictions: read.flows_seen.saturating_sub(read.table_entries),
         sampled_packets: read.sampled_packets,
         update_failures: read.update_failures,
     };
-    let top = entries
+    let top = read
+        .entries
         .into_iter()
-        .take(top)
         .map(|f| Flow {
             src: f.src,
             dst: f.dst,
@@ -74,15 +140,9 @@ fn flows(job: &Job, read: FlowTableRead, top: usize) -> (Vec<Flow>, Option<FlowS
     (top, Some(stats))
 }
 
-pub(super) fn results(
-    kernel: Option<&dyn Kernel>,
-    job: &Job,
-    endpoint: &str,
-    top: usize,
-    now_ns: u64,
-) -> Result<Results, KernelError> {
-    let c = job_counters(kernel, job)?;
-    let (top_flows, flow_stats) = flows(job, c.flows, top);
+/// A job's results from its counters (`c.flows` with the top flows read).
+pub(super) fn results(job: &Job, c: JobCounters, endpoint: &str, now_ns: u64) -> Results {
+    let (top_flows, flow_stats) = flows(job, c.flows);
     let by_class = named(c.classes);
     let mut total = ClassCounts {
         hist: vec![0; HIST_BOUNDS.len() + 1],
@@ -95,7 +155,7 @@ pub(super) fn results(
     } else {
         c.errors
     };
-    Ok(Results {
+    Results {
         job: job.clone(),
         window_sec: end.saturating_sub(job.started_ns) as f64 / 1e9,
         by_class,
@@ -105,7 +165,7 @@ pub(super) fn results(
         flow_stats,
         errors,
         otlp_endpoint: endpoint.into(),
-    })
+    }
 }
 
 pub(super) fn snapshot(
@@ -168,20 +228,38 @@ mod tests {
         }
     }
 
+    struct Table(Vec<RawFlow>, Option<u64>);
+
+    impl FlowSource for Table {
+        fn size(&self) -> u32 {
+            64
+        }
+        fn kept_of(&self) -> Option<u64> {
+            self.1
+        }
+        fn for_each(&self, f: &mut dyn FnMut(RawFlow)) {
+            self.0.iter().cloned().for_each(f)
+        }
+    }
+
     #[test]
     fn top_flows_are_sorted_scaled_and_counted() {
         let mut job = crate::jobs::fakes::job_template();
         job.flows_detail = true;
         job.sample_rate = 10;
         job.flow_table_size = 64;
+        let table = Table(vec![raw(1, 1, 100), raw(2, 3, 300), raw(3, 2, 300)], None);
+        let (entries, held) = walk_flows(&table, 2);
+        assert_eq!(held, 3);
         let read = FlowTableRead {
             table_size: Some(64),
-            entries: vec![raw(1, 1, 100), raw(2, 3, 300), raw(3, 2, 300)],
+            entries,
+            table_entries: held,
             flows_seen: 5,
             sampled_packets: 6,
             update_failures: 0,
         };
-        let (top, stats) = flows(&job, read, 2);
+        let (top, stats) = flows(&job, read);
         assert_eq!(
             top.iter().map(|f| (f.sport, f.bytes)).collect::<Vec<_>>(),
             vec![(2, 3000), (3, 3000)]
@@ -189,7 +267,10 @@ mod tests {
         assert!(top.iter().all(|f| f.estimated));
         let stats = stats.unwrap();
         assert_eq!((stats.table_entries, stats.evictions), (3, 2));
+        // A kept table says what the job's table held at its end.
+        assert_eq!(walk_flows(&Table(vec![raw(1, 1, 1)], Some(40)), 10).1, 40);
+        assert_eq!(walk_flows(&table, 0).0, vec![]);
         job.flows_detail = false;
-        assert_eq!(flows(&job, FlowTableRead::default(), 2), (vec![], None));
+        assert_eq!(flows(&job, FlowTableRead::default()), (vec![], None));
     }
 }

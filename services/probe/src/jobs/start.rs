@@ -95,6 +95,25 @@ impl JobManager {
         if inner.slots.active() as u32 >= self.settings.max_jobs {
             return Err(JobError::Capacity(self.settings.max_jobs));
         }
+        let table = if spec.flows {
+            self.settings.flow_table_size
+        } else {
+            0
+        };
+        let total = inner
+            .slots
+            .iter()
+            .filter(|j| !j.state.is_final())
+            .map(|j| u64::from(j.flow_table_size))
+            .sum::<u64>()
+            + u64::from(table);
+        if table > 0 && total > self.settings.flow_entries_max {
+            return Err(JobError::FlowCapacity {
+                asked: table,
+                total,
+                max: self.settings.flow_entries_max,
+            });
+        }
         let slot = inner.slots.free_slot().ok_or(JobError::NoSlot)?;
         let now = self.now();
         let job = Job {
@@ -121,7 +140,9 @@ impl JobManager {
             error: None,
             fallback: None,
             filter: spec.filter.clone(),
-            flow_table_size: 0,
+            // Counted against the cap from now; 0 once placed where
+            // nothing attaches.
+            flow_table_size: table,
             ending: None,
             pending: None,
         };

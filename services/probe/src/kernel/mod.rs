@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use crate::domain::{AttachMode, ClassCounts, Job, DIR_NAMES};
 use crate::jobs::ports::{
-    FlowTableRead, HookWant, Hooked, IfaceCounters, JobCounters, Kernel, KernelCounters,
-    KernelError, RawFlow,
+    FlowSource, FlowTableRead, HookWant, Hooked, IfaceCounters, JobCounters, Kernel,
+    KernelCounters, KernelError, RawFlow,
 };
 use datapath::Datapath;
 use maps::layout::{
@@ -49,6 +49,18 @@ fn counts(c: &Counters) -> ClassCounts {
 
 fn classes(cc: &ClassCounters) -> Vec<ClassCounts> {
     cc.iter().map(counts).collect()
+}
+
+impl FlowSource for maps::FlowTable {
+    fn size(&self) -> u32 {
+        self.size
+    }
+    fn kept_of(&self) -> Option<u64> {
+        self.kept_of
+    }
+    fn for_each(&self, f: &mut dyn FnMut(RawFlow)) {
+        maps::FlowTable::for_each(self, |k, v| f(records::raw_flow(k, v)));
+    }
 }
 
 /// The loaded datapath with its interface records.
@@ -141,40 +153,12 @@ impl Kernel for LiveKernel {
             .job_counters(job.slot)
             .map_err(map("reading job counters"))?;
         let aux = maps.job_aux(job.slot).map_err(map("reading job errors"))?;
-        let mut flows = FlowTableRead {
+        let flows = FlowTableRead {
             flows_seen: aux.flows_new,
             sampled_packets: aux.sampled,
             update_failures: aux.flow_fail,
             ..Default::default()
         };
-        if job.flows_detail {
-            if let Some(t) = maps
-                .flow_table(job.slot)
-                .map_err(map("reading the flow table"))?
-            {
-                flows.table_size = Some(t.size);
-                flows.entries = t
-                    .flows
-                    .iter()
-                    .map(|(k, v)| {
-                        // The classifier keys only IPv4 and IPv6 packets.
-                        let ip = |w| {
-                            records::words_ip(k.family, w)
-                                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
-                        };
-                        RawFlow {
-                            src: ip(&k.src),
-                            dst: ip(&k.dst),
-                            sport: k.sport,
-                            dport: k.dport,
-                            proto: k.proto,
-                            packets: v.packets,
-                            bytes: v.bytes,
-                        }
-                    })
-                    .collect();
-            }
-        }
         Ok(JobCounters {
             classes: classes(&cc),
             errors: crate::domain::limits::JOB_ERROR_NAMES
@@ -184,6 +168,32 @@ impl Kernel for LiveKernel {
                 .collect(),
             flows,
         })
+    }
+
+    fn flow_table(&self, job: &Job) -> Result<Option<Box<dyn FlowSource>>, KernelError> {
+        if !job.flows_detail {
+            return Ok(None);
+        }
+        let table = self
+            .dp
+            .maps
+            .flow_table(job.slot)
+            .map_err(map("opening the flow table"))?;
+        Ok(table.map(|t| Box::new(t) as Box<dyn FlowSource>))
+    }
+
+    fn keep_flows(
+        &mut self,
+        job: &Job,
+        top: &[RawFlow],
+        size: u32,
+        held: u64,
+    ) -> Result<(), KernelError> {
+        let top: Vec<_> = top.iter().map(records::flow_entry).collect();
+        self.dp
+            .maps
+            .keep_flow_table(job.slot, &top, size, held)
+            .map_err(map("keeping the top flows"))
     }
 
     fn counters(&self) -> Result<KernelCounters, KernelError> {

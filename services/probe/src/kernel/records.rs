@@ -8,11 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use uuid::Uuid;
 
 use super::maps::layout::{
-    get_str, put_str, JobRec, KCidr, KJobFilter, FILTER_MAX_CIDRS, FILTER_MAX_PORTS, F_DPORT,
-    F_DSCP, F_DST, F_FLOWS, F_PROTO, F_SPORT, F_SRC, F_VLAN,
+    get_str, put_str, FlowKey, FlowVal, JobRec, KCidr, KJobFilter, FILTER_MAX_CIDRS,
+    FILTER_MAX_PORTS, F_DPORT, F_DSCP, F_DST, F_FLOWS, F_PROTO, F_SPORT, F_SRC, F_VLAN,
 };
 use crate::domain::filter::{mask, Cidr};
 use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode};
+use crate::jobs::ports::RawFlow;
 
 // The classifier's filter arrays hold what validation allows.
 const _: () = assert!(crate::domain::filter::MAX_PORTS == FILTER_MAX_PORTS);
@@ -276,6 +277,41 @@ pub fn words_ip(family: u8, w: &[u32; 4]) -> Option<IpAddr> {
         6 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(&b[..]).ok()?).into()),
         _ => None,
     }
+}
+
+/// A flow entry as the job core sees it. The classifier keys only IPv4
+/// and IPv6 packets.
+pub fn raw_flow(k: &FlowKey, v: &FlowVal) -> RawFlow {
+    let ip = |w| words_ip(k.family, w).unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+    RawFlow {
+        src: ip(&k.src),
+        dst: ip(&k.dst),
+        sport: k.sport,
+        dport: k.dport,
+        proto: k.proto,
+        packets: v.packets,
+        bytes: v.bytes,
+    }
+}
+
+/// The inverse of [`raw_flow`].
+pub fn flow_entry(f: &RawFlow) -> (FlowKey, FlowVal) {
+    let (family, src) = ip_words(f.src);
+    let (_, dst) = ip_words(f.dst);
+    let key = FlowKey {
+        src,
+        dst,
+        sport: f.sport,
+        dport: f.dport,
+        proto: f.proto,
+        family,
+        pad: 0,
+    };
+    let val = FlowVal {
+        packets: f.packets,
+        bytes: f.bytes,
+    };
+    (key, val)
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ impl From<JobError> for Status {
             JobError::Invalid(ref i) if i.is_not_supported() => Status::unimplemented(msg),
             JobError::Invalid(_) => Status::invalid_argument(msg),
             JobError::NotFound(_) => Status::not_found(msg),
-            JobError::Capacity(_) => Status::resource_exhausted(msg),
+            JobError::Capacity(_) | JobError::FlowCapacity { .. } => {
+                Status::resource_exhausted(msg)
+            }
             JobError::Precondition(_) => Status::failed_precondition(msg),
             JobError::Unavailable(_) => Status::unavailable(msg),
             JobError::Lookup(_) | JobError::NoSlot | JobError::Kernel(_) => Status::internal(msg),

@@ -295,4 +295,38 @@ async fn the_cap_counts_active_jobs_and_results_follow_the_id() {
     ));
 }
 
+#[tokio::test]
+async fn flow_tables_are_capped_in_total_while_jobs_run() {
+    let world = Shared::default();
+    let mgr = fakes::manager(&world).await;
+    let flows = StartRequest {
+        result_detail: "flows".into(),
+        ..req("direct", 0)
+    };
+    // The fakes' cap: two tables of 1024.
+    let a = mgr.start(&flows).await.unwrap();
+    let b = mgr.start(&flows).await.unwrap();
+    let refused = mgr.start(&flows).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            JobError::FlowCapacity {
+                total: 3072,
+                max: 2048,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("TELEGEN_FLOW_ENTRIES_MAX"));
+    assert_eq!(mgr.list().await.len(), 2, "a refused start records nothing");
+    // Jobs without a table are not counted against it.
+    mgr.start(&req("direct", 0)).await.unwrap();
+    // An ended job's table no longer counts.
+    settled(&mgr, &a.id.to_string()).await;
+    mgr.stop(&a.id.to_string()).await.unwrap();
+    mgr.start(&flows).await.unwrap();
+    assert_eq!(b.flow_table_size, 1024);
+}
+
 mod recovery;

@@ -4,6 +4,8 @@
 mod flows;
 pub mod layout;
 
+pub use flows::FlowTable;
+
 use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::Ebpf;
 
