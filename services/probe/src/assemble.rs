@@ -41,8 +41,21 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         }
         Err(e) => {
             let e = brief(&e.to_string());
-            warn!(error = %e, "datapath off: jobs run in placeholder mode only");
-            (None, DatapathStatus::Off(e))
+            // Degraded, not blind: what an earlier probe recorded is still
+            // listed, stopped, expired and cleaned up.
+            match Datapath::open_degraded(&cfg, &e) {
+                Ok(dp) => {
+                    warn!(error = %e, pin_dir = %dp.pin_dir.display(), "datapath off: recorded jobs adopted from the pinned maps (listed, stoppable, expiring; their hooks keep counting); new jobs run in placeholder mode");
+                    (
+                        Some(Box::new(LiveKernel::new(dp, Arc::clone(&netlink)))),
+                        DatapathStatus::Off(format!("{e} (degraded: jobs recorded before are kept and can be stopped)")),
+                    )
+                }
+                Err(why) => {
+                    warn!(error = %e, pins = %why, "datapath off: jobs run in placeholder mode only");
+                    (None, DatapathStatus::Off(e))
+                }
+            }
         }
     };
     let info = ProbeInfo {

@@ -80,7 +80,9 @@ impl Datapath {
         if pin.exists() {
             let _ = std::fs::remove_file(&pin);
         }
-        let prog = self.program(dir);
+        let prog = self
+            .program(dir)
+            .map_err(|e| fail("tcx attach to", ifname, dir)(e.to_string()))?;
         // First in the TCX chain, so that programs which redirect or drop
         // cannot hide packets from the counter; we always pass them on.
         let id = prog
@@ -119,12 +121,15 @@ impl Datapath {
         dir: usize,
         first_prio: Option<u16>,
     ) -> Result<Attached, AttachError> {
+        // First: no qdisc is added for a program that is not there.
+        let prog = self
+            .program(dir)
+            .map_err(|e| fail("tc filter attach to", ifname, dir)(e.to_string()))?;
         let created_qdisc = match tc::qdisc_add_clsact(ifname) {
             Ok(()) => true,
             Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
             Err(e) => return Err(fail("adding a clsact qdisc to", ifname, dir)(e.to_string())),
         };
-        let prog = self.program(dir);
         // Alone on the hook: the kernel's default (49152) leaves room for
         // others. Behind existing filters: just in front of the first one.
         // A foreign filter at priority 1 cannot be preceded; we then run

@@ -65,6 +65,9 @@ pub enum DatapathError {
     Locked(String),
     #[error(transparent)]
     Attach(#[from] TcxUnsupported),
+    /// Degraded mode: the pinned maps only.
+    #[error("the BPF programs are not loaded ({0}); jobs recorded before are kept, nothing new can be attached")]
+    Off(String),
     #[error("kernel {release} charges BPF maps to RLIMIT_MEMLOCK and creating them failed at its limit ({limit}): raise the hard limit (systemd LimitMEMLOCK=infinity, docker/podman --ulimit memlock=-1:-1) or grant CAP_SYS_RESOURCE; kernels 5.11+ need neither ({cause})")]
     Memlock {
         release: String,
@@ -74,7 +77,10 @@ pub enum DatapathError {
 }
 
 pub struct Datapath {
-    pub ebpf: Ebpf,
+    /// The loaded object; None in degraded mode (only the pinned maps).
+    ebpf: Option<Ebpf>,
+    /// Degraded mode: why the programs could not be loaded.
+    pub off: Option<String>,
     pub maps: Maps,
     pub pin_dir: PathBuf,
     pub mode: AttachMode,
@@ -129,19 +135,7 @@ impl Datapath {
                 .map_err(|e| memlock_err(&e).unwrap_or(DatapathError::Program(name, e)))?;
         }
         let mut maps = Maps::take(&mut ebpf)?;
-        maps.pin_flow_tables(cfg.pin_dir.join("flows"))
-            .map_err(|e| {
-                DatapathError::Io(format!("creating {}/flows: {e}", cfg.pin_dir.display()))
-            })?;
-        let mut meta = maps.meta()?;
-        // Sizes can agree while meanings differ: the version says which.
-        if meta.layout_version > LAYOUT_VERSION {
-            return Err(DatapathError::NewerLayout {
-                dir: cfg.pin_dir.display().to_string(),
-                found: meta.layout_version,
-                known: LAYOUT_VERSION,
-            });
-        }
+        let mut meta = checked_meta(&mut maps, &cfg.pin_dir)?;
         if meta.layout_version == 0 {
             meta = Meta {
                 created_unix_ns: now_ns(),
@@ -154,7 +148,8 @@ impl Datapath {
             info!(pin_dir = %cfg.pin_dir.display(), "reusing pinned maps; counters continue");
         }
         Ok(Datapath {
-            ebpf,
+            ebpf: Some(ebpf),
+            off: None,
             maps,
             pin_dir: cfg.pin_dir.clone(),
             mode,
@@ -164,6 +159,48 @@ impl Datapath {
         })
     }
 
+    /// Degraded mode, when `open` failed for `why`: the maps an earlier
+    /// probe pinned, without the programs. Recorded jobs are adopted (their
+    /// hooks keep counting into these maps), listed, stopped and expired;
+    /// nothing can be attached. Fails when there are no pins to adopt, or
+    /// they cannot be read safely (layout, version, privileges).
+    pub fn open_degraded(cfg: &Config, why: &str) -> Result<Self, DatapathError> {
+        let dir = &cfg.pin_dir;
+        if statfs_type(dir) != Some(BPF_FS_MAGIC) || !dir.join("meta").exists() {
+            return Err(DatapathError::Io(format!(
+                "no pinned state in {}",
+                dir.display()
+            )));
+        }
+        let lock = lock_pin_dir(dir)?;
+        check_pinned_layout(dir)?;
+        let mut maps = Maps::from_pins(dir)?;
+        let meta = checked_meta(&mut maps, dir)?;
+        if meta.layout_version == 0 {
+            return Err(DatapathError::Io("the pinned maps were never set up".into()));
+        }
+        Ok(Datapath {
+            ebpf: None,
+            off: Some(why.to_string()),
+            maps,
+            pin_dir: dir.clone(),
+            // Nothing is attached in this mode; detaching goes by each
+            // hook's recorded mode.
+            mode: AttachMode::Tc,
+            epoch_ns: meta.created_unix_ns,
+            deep_ready: false,
+            _lock: lock,
+        })
+    }
+
+    /// The loaded object, or why there is none.
+    fn object(&mut self) -> Result<&mut Ebpf, DatapathError> {
+        match (&mut self.ebpf, &self.off) {
+            (Some(e), _) => Ok(e),
+            (None, why) => Err(DatapathError::Off(why.clone().unwrap_or_default())),
+        }
+    }
+
     /// Load telegen_deep and publish it in deep_progs, once per process
     /// (an entry left by an earlier probe keeps serving until replaced).
     pub fn ensure_deep(&mut self) -> Result<(), DatapathError> {
@@ -171,8 +208,8 @@ impl Datapath {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let prog: &mut SchedClassifier = self
-            .ebpf
+        let ebpf = self.object()?;
+        let prog: &mut SchedClassifier = ebpf
             .program_mut(DEEP_PROG)
             .ok_or_else(|| DatapathError::Io(format!("program {DEEP_PROG} missing from object")))?
             .try_into()
@@ -185,8 +222,7 @@ impl Datapath {
             .try_clone()
             .map_err(|e| DatapathError::Io(format!("{DEEP_PROG} fd: {e}")))?;
         let mut progs: ProgramArray<_> = ProgramArray::try_from(
-            self.ebpf
-                .map_mut("deep_progs")
+            ebpf.map_mut("deep_progs")
                 .ok_or_else(|| DatapathError::Io("map deep_progs missing".into()))?,
         )?;
         progs.set(0, &fd, 0)?;
@@ -198,11 +234,12 @@ impl Datapath {
         Ok(())
     }
 
-    pub fn program(&mut self, dir: usize) -> &mut SchedClassifier {
-        self.ebpf
+    /// The classifier of hook direction `dir` (an error in degraded mode).
+    pub fn program(&mut self, dir: usize) -> Result<&mut SchedClassifier, DatapathError> {
+        self.object()?
             .program_mut(PROG_NAMES[dir])
             .and_then(|p| p.try_into().ok())
-            .expect("both programs were loaded in open()")
+            .ok_or_else(|| DatapathError::Io(format!("program {} missing", PROG_NAMES[dir])))
     }
 
     pub fn link_pin(&self, ifindex: u32, dir: usize) -> PathBuf {
@@ -210,6 +247,22 @@ impl Datapath {
             .join("links")
             .join(format!("tcx_{ifindex}_{}", ["ingress", "egress"][dir]))
     }
+}
+
+/// The pinned layout's version, checked: sizes can agree while meanings
+/// differ, and a newer probe's pins would be misread.
+fn checked_meta(maps: &mut Maps, dir: &Path) -> Result<Meta, DatapathError> {
+    let meta = maps.meta()?;
+    if meta.layout_version > LAYOUT_VERSION {
+        return Err(DatapathError::NewerLayout {
+            dir: dir.display().to_string(),
+            found: meta.layout_version,
+            known: LAYOUT_VERSION,
+        });
+    }
+    maps.pin_flow_tables(dir.join("flows"))
+        .map_err(|e| DatapathError::Io(format!("creating {}/flows: {e}", dir.display())))?;
+    Ok(meta)
 }
 
 /// A verifier refusal carries its whole log (megabytes when the program is

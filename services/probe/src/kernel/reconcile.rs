@@ -83,7 +83,9 @@ impl LiveKernel {
             }
         }
         let dp = &mut self.dp;
-        if deep != 0 {
+        // Degraded (no programs loaded): hooks already attached keep
+        // tail-calling the deep program an earlier probe pinned.
+        if deep != 0 && dp.off.is_none() {
             dp.ensure_deep()
                 .map_err(|e| KernelError::DeepProgram(super::datapath::brief(&e.to_string())))?;
         }

@@ -101,42 +101,45 @@ pub struct Maps {
     ncpus: usize,
 }
 
-fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, MapError>
-where
-    T: TryFrom<aya::maps::Map, Error = MapError>,
-{
-    let map = ebpf.take_map(name).ok_or_else(|| MapError::InvalidName {
-        name: name.to_string(),
-    })?;
-    T::try_from(map)
-}
-
 impl Maps {
+    /// The maps of the loaded object.
     pub fn take(ebpf: &mut Ebpf) -> Result<Self, MapError> {
+        Self::build(|name| Ok(ebpf.take_map(name)))
+    }
+
+    /// The maps an earlier probe pinned in `dir`, without loading the
+    /// object (degraded mode: the programs cannot be loaded, the pinned
+    /// state can still be read and written).
+    pub fn from_pins(dir: &std::path::Path) -> Result<Self, MapError> {
+        Self::build(|name| Ok(Some(Map::from_map_data(MapData::from_pin(dir.join(name))?)?)))
+    }
+
+    fn build(mut get: impl FnMut(&str) -> Result<Option<Map>, MapError>) -> Result<Self, MapError> {
         let ncpus = aya::util::nr_cpus().map_err(|(_, e)| {
             MapError::SyscallError(aya::sys::SyscallError {
                 call: "nr_cpus",
                 io_error: e,
             })
         })?;
+        let mut open = |name: &str| {
+            get(name)?.ok_or_else(|| MapError::InvalidName {
+                name: name.to_string(),
+            })
+        };
         Ok(Maps {
-            stats: take(ebpf, "stats_percpu")?,
-            if_stats: take(ebpf, "if_stats_percpu")?,
-            job_stats: take(ebpf, "job_stats_percpu")?,
-            errors: take(ebpf, "errors_percpu")?,
-            tunnel: take(ebpf, "tunnel_percpu")?,
-            ifcfg: take(ebpf, "ifcfg")?,
-            ifcfg_hash: take(ebpf, "ifcfg_hash")?,
-            meta: take(ebpf, "meta")?,
-            ifaces: take(ebpf, "ifaces")?,
-            jobs: take(ebpf, "jobs")?,
-            job_filters: take(ebpf, "job_filters")?,
-            job_aux: take(ebpf, "job_aux_percpu")?,
-            job_flows: ebpf
-                .take_map("job_flows")
-                .ok_or_else(|| MapError::InvalidName {
-                    name: "job_flows".into(),
-                })?,
+            stats: open("stats_percpu")?.try_into()?,
+            if_stats: open("if_stats_percpu")?.try_into()?,
+            job_stats: open("job_stats_percpu")?.try_into()?,
+            errors: open("errors_percpu")?.try_into()?,
+            tunnel: open("tunnel_percpu")?.try_into()?,
+            ifcfg: open("ifcfg")?.try_into()?,
+            ifcfg_hash: open("ifcfg_hash")?.try_into()?,
+            meta: open("meta")?.try_into()?,
+            ifaces: open("ifaces")?.try_into()?,
+            jobs: open("jobs")?.try_into()?,
+            job_filters: open("job_filters")?.try_into()?,
+            job_aux: open("job_aux_percpu")?.try_into()?,
+            job_flows: open("job_flows")?,
             flow_pin_dir: None,
             ncpus,
         })
