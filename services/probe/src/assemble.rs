@@ -48,7 +48,9 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
                     warn!(error = %e, pin_dir = %dp.pin_dir.display(), "datapath off: recorded jobs adopted from the pinned maps (listed, stoppable, expiring; their hooks keep counting); new jobs run in placeholder mode");
                     (
                         Some(Box::new(LiveKernel::new(dp, Arc::clone(&netlink)))),
-                        DatapathStatus::Off(format!("{e} (degraded: jobs recorded before are kept and can be stopped)")),
+                        DatapathStatus::Off(format!(
+                            "{e} (degraded: jobs recorded before are kept and can be stopped)"
+                        )),
                     )
                 }
                 Err(why) => {

@@ -62,18 +62,55 @@ pub struct World {
     pub failing: BTreeSet<Step>,
     pub now_ns: u64,
     pub boot_ns: u64,
+    /// The probe's life: fakes of an older one (a crashed probe) have no
+    /// effect any more, and their async steps never return.
+    pub generation: u64,
+    /// Effects (writes, creates, deletes, waits) done so far.
+    pub effects: u64,
+    /// The probe "is SIGKILLed" right after this many effects.
+    pub crash_after: Option<u64>,
 }
 
+/// The world, as seen by the fakes of one probe's life (`.1`).
 #[derive(Clone, Default)]
-pub struct Shared(pub Arc<Mutex<World>>);
+pub struct Shared(pub Arc<Mutex<World>>, u64);
 
 impl Shared {
     pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.0.lock().unwrap()
     }
+    /// Whether step `s` fails now: injected, or this probe is dead.
     fn fails(&self, s: Step) -> bool {
-        self.world().failing.contains(&s)
+        let w = self.world();
+        w.generation != self.1 || w.failing.contains(&s)
     }
+    /// An async step: never returns once this probe is dead (as a killed
+    /// process's syscall never does); else whether it fails.
+    async fn gate(&self, s: Step) -> bool {
+        if self.world().generation != self.1 {
+            std::future::pending::<()>().await;
+        }
+        self.fails(s)
+    }
+    /// After an effect: counted; the probe dies if it was the last one.
+    fn done(&self) {
+        let mut w = self.world();
+        w.effects += 1;
+        if w.crash_after == Some(w.effects) {
+            w.generation += 1;
+            w.crash_after = None;
+        }
+    }
+    /// The probe dies right after `n` more effects.
+    pub fn crash_after(&self, n: u64) {
+        let mut w = self.world();
+        w.crash_after = Some(w.effects + n);
+    }
+    /// The fakes' view for a probe started now.
+    fn life(&self) -> Shared {
+        Shared(self.0.clone(), self.world().generation)
+    }
+
     pub fn fail(&self, s: Step) {
         self.world().failing.insert(s);
     }
@@ -113,6 +150,7 @@ impl Kernel for FakeKernel {
             return Err(kernel_fault(Step::Persist));
         }
         self.0.world().records.insert(job.slot, job.clone());
+        self.0.done();
         Ok(())
     }
     fn forget(&mut self, slot: u32) -> Result<(), KernelError> {
@@ -120,33 +158,40 @@ impl Kernel for FakeKernel {
             return Err(kernel_fault(Step::Persist));
         }
         self.0.world().records.remove(&slot);
+        self.0.done();
         Ok(())
     }
     fn prepare_job(&mut self, _job: &Job) -> Result<(), KernelError> {
         if self.0.fails(Step::Prepare) {
             return Err(kernel_fault(Step::Prepare));
         }
+        self.0.done();
         Ok(())
     }
     async fn reconcile(&mut self, ifindex: u32, want: &HookWant) -> Result<Hooked, KernelError> {
-        if self.0.fails(Step::Reconcile) {
+        if self.0.gate(Step::Reconcile).await {
             return Err(kernel_fault(Step::Reconcile));
         }
-        let mut w = self.0.world();
-        let lost = if w.lost.remove(&ifindex) {
-            vec!["ingress"]
-        } else {
-            vec![]
+        let hooked = {
+            let mut w = self.0.world();
+            let lost = if w.lost.remove(&ifindex) {
+                vec!["ingress"]
+            } else {
+                vec![]
+            };
+            if want.is_empty() {
+                w.hooks.remove(&ifindex);
+                Hooked { mode: None, lost }
+            } else {
+                w.hooks.insert(ifindex, want.clone());
+                Hooked {
+                    mode: Some(AttachMode::Tc),
+                    lost,
+                }
+            }
         };
-        if want.is_empty() {
-            w.hooks.remove(&ifindex);
-            return Ok(Hooked { mode: None, lost });
-        }
-        w.hooks.insert(ifindex, want.clone());
-        Ok(Hooked {
-            mode: Some(AttachMode::Tc),
-            lost,
-        })
+        self.0.done();
+        Ok(hooked)
     }
     fn hooked_ifindexes(&self) -> Vec<u32> {
         self.0.world().hooks.keys().copied().collect()
@@ -198,12 +243,11 @@ impl ErspanBackend for FakeErspan {
         _remote: Ipv4Addr,
         _port: &str,
     ) -> Result<Provisioned, NetdevError> {
-        if self.0.fails(Step::Ensure) {
+        if self.0.gate(Step::Ensure).await {
             return Err(NetdevError::Failed("injected".into()));
         }
-        let mut w = self.0.world();
-        let created = !w.netdev;
-        w.netdev = true;
+        let created = !std::mem::replace(&mut self.0.world().netdev, true);
+        self.0.done();
         Ok(Provisioned {
             ifindex: NETDEV_IFINDEX,
             created,
@@ -211,10 +255,12 @@ impl ErspanBackend for FakeErspan {
         })
     }
     async fn release(&self) -> Result<bool, NetdevError> {
-        if self.0.fails(Step::Release) {
+        if self.0.gate(Step::Release).await {
             return Err(NetdevError::Failed("injected".into()));
         }
-        Ok(std::mem::take(&mut self.0.world().netdev))
+        let had = std::mem::take(&mut self.0.world().netdev);
+        self.0.done();
+        Ok(had)
     }
 }
 
@@ -227,16 +273,18 @@ fn redis_down() -> SessionError {
 #[tonic::async_trait]
 impl SonicBackend for FakeSonic {
     async fn create(&self, job: Uuid, _spec: &SessionSpec) -> Result<(), SessionError> {
-        if self.0.fails(Step::Create) {
+        if self.0.gate(Step::Create).await {
             return Err(redis_down());
         }
         self.0.world().sessions.insert(job);
+        self.0.done();
         Ok(())
     }
     async fn wait_active(&self, _job: Uuid) -> Result<(), SessionError> {
-        if self.0.fails(Step::WaitActive) {
+        if self.0.gate(Step::WaitActive).await {
             return Err(SessionError::Inactive("injected: inactive".into()));
         }
+        self.0.done();
         Ok(())
     }
     async fn sessions(&self) -> Result<Vec<Uuid>, SessionError> {
@@ -246,10 +294,12 @@ impl SonicBackend for FakeSonic {
         Ok(self.0.world().sessions.iter().copied().collect())
     }
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
-        if self.0.fails(Step::Delete) {
+        if self.0.gate(Step::Delete).await {
             return Err(redis_down());
         }
-        Ok(self.0.world().sessions.remove(&job))
+        let had = self.0.world().sessions.remove(&job);
+        self.0.done();
+        Ok(had)
     }
 }
 
@@ -280,8 +330,10 @@ pub fn settings() -> Settings {
     }
 }
 
-/// A core over fakes sharing `world` (the datapath on).
+/// A core over fakes sharing `world` (the datapath on): a probe started
+/// now (fakes of any earlier one are dead).
 pub async fn manager(world: &Shared) -> Arc<JobManager> {
+    let world = &world.life();
     let ports = Ports {
         kernel: Some(Box::new(FakeKernel(world.clone()))),
         interfaces: Box::new(FakeInterfaces(world.clone())),

@@ -177,7 +177,9 @@ impl Datapath {
         let mut maps = Maps::from_pins(dir)?;
         let meta = checked_meta(&mut maps, dir)?;
         if meta.layout_version == 0 {
-            return Err(DatapathError::Io("the pinned maps were never set up".into()));
+            return Err(DatapathError::Io(
+                "the pinned maps were never set up".into(),
+            ));
         }
         Ok(Datapath {
             ebpf: None,

@@ -46,9 +46,11 @@ async fn check_owned(world: &Shared, mgr: &JobManager) {
     let w = world.world();
     for j in &jobs {
         let mut rec = w.records.get(&j.slot).cloned();
-        // `pending` is the core's word on a retry, not part of the record.
+        // `pending` is the core's word on a retry, and the boot-clock
+        // deadline is derived at adoption: neither is in the record.
         if let Some(r) = rec.as_mut() {
             r.pending = j.pending.clone();
+            r.expires_boot_ns = j.expires_boot_ns;
         }
         assert_eq!(rec.as_ref(), Some(j), "record of {}", j.id);
     }
@@ -329,4 +331,5 @@ async fn flow_tables_are_capped_in_total_while_jobs_run() {
     assert_eq!(b.flow_table_size, 1024);
 }
 
+mod crash;
 mod recovery;

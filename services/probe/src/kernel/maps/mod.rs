@@ -111,7 +111,11 @@ impl Maps {
     /// object (degraded mode: the programs cannot be loaded, the pinned
     /// state can still be read and written).
     pub fn from_pins(dir: &std::path::Path) -> Result<Self, MapError> {
-        Self::build(|name| Ok(Some(Map::from_map_data(MapData::from_pin(dir.join(name))?)?)))
+        Self::build(|name| {
+            Ok(Some(Map::from_map_data(MapData::from_pin(
+                dir.join(name),
+            )?)?))
+        })
     }
 
     fn build(mut get: impl FnMut(&str) -> Result<Option<Map>, MapError>) -> Result<Self, MapError> {
