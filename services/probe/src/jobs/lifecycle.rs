@@ -43,12 +43,29 @@ impl JobManager {
     /// for STATE_DB to report its session active; then attach where the job
     /// needs it. On failure the job ends `failed`, giving back what it took.
     pub(super) async fn activate(self: &Arc<Self>, slot: u32, id: Uuid) {
-        let sonic_job = {
+        let (sonic_job, deep_loader) = {
             let inner = self.inner.lock().await;
-            inner.slots.get(slot, id).is_some_and(|j| {
-                j.state == JobState::Starting && j.mirror_mode == MirrorMode::Sonic
-            })
+            let job = inner
+                .slots
+                .get(slot, id)
+                .filter(|j| j.state == JobState::Starting);
+            let deep = job.is_some_and(|j| j.is_deep() && j.mirror_mode.attaches());
+            (
+                job.is_some_and(|j| j.mirror_mode == MirrorMode::Sonic),
+                inner
+                    .kernel
+                    .as_ref()
+                    .filter(|_| deep)
+                    .and_then(|k| k.deep_loader()),
+            )
         };
+        // The verifier's second (more on old kernels) holds no lock; a
+        // failure is met again, and reported, by the attach below.
+        if let Some(load) = deep_loader {
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(load).await {
+                warn!(job_id = %id, error = %e, "loading the filter and flow program");
+            }
+        }
         let session = if sonic_job {
             self.sonic.wait_active(id).await.map_err(|e| match e {
                 SessionError::Inactive(e) => format!("SONiC mirror session {e}"),

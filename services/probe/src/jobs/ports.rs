@@ -130,6 +130,9 @@ pub struct KernelCounters {
     pub tunnel: Vec<(&'static str, u64)>,
 }
 
+/// See `Kernel::deep_loader`.
+pub type DeepLoader = Box<dyn FnOnce() -> Result<(), KernelError> + Send>;
+
 /// The pinned datapath: job records, per-job kernel state, hooks, counters.
 /// Every write is persisted before it returns (a restarted probe sees it).
 #[tonic::async_trait]
@@ -144,6 +147,12 @@ pub trait Kernel: Send + Sync {
     /// Everything a job's slot needs before it is counted: zeroed counters,
     /// its filter, a fresh flow table (or none).
     fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError>;
+    /// Loading (verifying) the filter and flow program, as a task to run
+    /// without the job lock before a reconcile that needs it; None when it
+    /// is loaded already (or cannot be).
+    fn deep_loader(&self) -> Option<DeepLoader> {
+        None
+    }
     /// Make the hooks of `ifindex` match `want` (attach, detach, config),
     /// after checking that what the records say is attached still is, and
     /// is ours (a hook lost to an operator's `tc` is attached again; one

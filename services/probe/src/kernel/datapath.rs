@@ -86,8 +86,9 @@ pub struct Datapath {
     pub mode: AttachMode,
     /// When the pinned counters were created (a new value means a reset).
     pub epoch_ns: u64,
-    /// telegen_deep is loaded and in deep_progs.
-    deep_ready: bool,
+    /// telegen_deep is loaded and in deep_progs (shared with the loader
+    /// that does it off the job lock: deep_loader).
+    deep_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The pin directory, open with an exclusive flock for as long as this
     /// probe lives: one probe per pin directory.
     _lock: fs::File,
@@ -154,7 +155,7 @@ impl Datapath {
             pin_dir: cfg.pin_dir.clone(),
             mode,
             epoch_ns: meta.created_unix_ns,
-            deep_ready: false,
+            deep_ready: Default::default(),
             _lock: lock,
         })
     }
@@ -190,7 +191,7 @@ impl Datapath {
             // hook's recorded mode.
             mode: AttachMode::Tc,
             epoch_ns: meta.created_unix_ns,
-            deep_ready: false,
+            deep_ready: Default::default(),
             _lock: lock,
         })
     }
@@ -205,35 +206,34 @@ impl Datapath {
 
     /// Load telegen_deep and publish it in deep_progs, once per process
     /// (an entry left by an earlier probe keeps serving until replaced).
+    /// Normally done already by `deep_loader`, off the job lock.
     pub fn ensure_deep(&mut self) -> Result<(), DatapathError> {
-        if self.deep_ready {
+        use std::sync::atomic::Ordering::Acquire;
+        if self.deep_ready.load(Acquire) {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let ebpf = self.object()?;
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut(DEEP_PROG)
-            .ok_or_else(|| DatapathError::Io(format!("program {DEEP_PROG} missing from object")))?
-            .try_into()
-            .map_err(|e| DatapathError::Program(DEEP_PROG, e))?;
-        prog.load()
-            .map_err(|e| DatapathError::Program(DEEP_PROG, e))?;
-        let fd = prog
-            .fd()
-            .map_err(|e| DatapathError::Program(DEEP_PROG, e))?
-            .try_clone()
-            .map_err(|e| DatapathError::Io(format!("{DEEP_PROG} fd: {e}")))?;
-        let mut progs: ProgramArray<_> = ProgramArray::try_from(
-            ebpf.map_mut("deep_progs")
-                .ok_or_else(|| DatapathError::Io("map deep_progs missing".into()))?,
-        )?;
-        progs.set(0, &fd, 0)?;
-        self.deep_ready = true;
-        info!(
-            ms = started.elapsed().as_millis() as u64,
-            "loaded the filter and flow program"
-        );
-        Ok(())
+        let ready = self.deep_ready.clone();
+        publish_deep(self.object()?, &ready)
+    }
+
+    /// What `ensure_deep` does, as a task to run without the job lock (the
+    /// verifier takes about a second, more on old kernels): on a second
+    /// instance of the object, whose maps are the pinned ones (its own
+    /// facts_scratch is telegen_deep's alone). None when already done or
+    /// nothing can be loaded.
+    pub fn deep_loader(&self) -> Option<impl FnOnce() -> Result<(), DatapathError> + Send> {
+        if self.off.is_some() || self.deep_ready.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let (pin_dir, ready) = (self.pin_dir.clone(), self.deep_ready.clone());
+        Some(move || {
+            let mut ebpf = EbpfLoader::new()
+                .default_map_pin_directory(&pin_dir)
+                .load(OBJECT)?;
+            // The program stays alive in the pinned deep_progs once `ebpf`
+            // is dropped.
+            publish_deep(&mut ebpf, &ready)
+        })
     }
 
     /// The classifier of hook direction `dir` (an error in degraded mode).
@@ -249,6 +249,37 @@ impl Datapath {
             .join("links")
             .join(format!("tcx_{ifindex}_{}", ["ingress", "egress"][dir]))
     }
+}
+
+/// Load telegen_deep from `ebpf` and put it in its deep_progs.
+fn publish_deep(
+    ebpf: &mut Ebpf,
+    ready: &std::sync::atomic::AtomicBool,
+) -> Result<(), DatapathError> {
+    let started = std::time::Instant::now();
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut(DEEP_PROG)
+        .ok_or_else(|| DatapathError::Io(format!("program {DEEP_PROG} missing from object")))?
+        .try_into()
+        .map_err(|e| DatapathError::Program(DEEP_PROG, e))?;
+    prog.load()
+        .map_err(|e| DatapathError::Program(DEEP_PROG, e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| DatapathError::Program(DEEP_PROG, e))?
+        .try_clone()
+        .map_err(|e| DatapathError::Io(format!("{DEEP_PROG} fd: {e}")))?;
+    let mut progs: ProgramArray<_> = ProgramArray::try_from(
+        ebpf.map_mut("deep_progs")
+            .ok_or_else(|| DatapathError::Io("map deep_progs missing".into()))?,
+    )?;
+    progs.set(0, &fd, 0)?;
+    ready.store(true, std::sync::atomic::Ordering::Release);
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        "loaded the filter and flow program"
+    );
+    Ok(())
 }
 
 /// The pinned layout's version, checked: sizes can agree while meanings

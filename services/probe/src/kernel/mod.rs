@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::domain::{AttachMode, ClassCounts, Job, DIR_NAMES};
 use crate::jobs::ports::{
-    FlowSource, FlowTableRead, HookWant, Hooked, IfaceCounters, JobCounters, Kernel,
+    DeepLoader, FlowSource, FlowTableRead, HookWant, Hooked, IfaceCounters, JobCounters, Kernel,
     KernelCounters, KernelError, RawFlow,
 };
 use datapath::Datapath;
@@ -129,6 +129,13 @@ impl Kernel for LiveKernel {
             .dp
             .maps
             .prepare_job(job.slot, &records::job_filter(job), job.flow_table_size)?)
+    }
+
+    fn deep_loader(&self) -> Option<DeepLoader> {
+        let load = self.dp.deep_loader()?;
+        Some(Box::new(move || {
+            load().map_err(|e| KernelError::DeepProgram(datapath::brief(&e.to_string())))
+        }))
     }
 
     async fn reconcile(&mut self, ifindex: u32, want: &HookWant) -> Result<Hooked, KernelError> {
