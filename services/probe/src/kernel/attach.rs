@@ -51,20 +51,47 @@ pub struct Attached {
     pub created_qdisc: bool,
 }
 
+/// The handle of our tc filters. Chosen, with the priority, before the
+/// filter exists, so that the record can name it first: a probe killed
+/// between attaching and recording leaves a filter its successor finds
+/// (at the recorded priority and handle, running our program) and adopts,
+/// instead of attaching a second one that would count every packet twice.
+pub const TC_HANDLE: u32 = 0x7e1e;
+/// The kernel's default priority for a filter on an empty tc hook.
+const TC_DEFAULT_PRIO: u16 = 0xc000;
+
+/// Where our tc filter goes, given the lowest priority of the filters
+/// already on the hook (netlink): in front of them, so that a filter which
+/// ends the chain cannot hide packets from the counter. A foreign filter at
+/// priority 1 cannot be preceded; we then run after it (and say so).
+pub fn tc_priority(ifname: &str, dir: usize, first_prio: Option<u16>) -> u16 {
+    match first_prio {
+        None => TC_DEFAULT_PRIO,
+        Some(p) if p > 1 => p - 1,
+        Some(_) => {
+            warn!(
+                ifname,
+                dir = DIR_NAMES[dir],
+                "a filter at priority 1 runs before the counter; packets it ends are not counted"
+            );
+            TC_DEFAULT_PRIO
+        }
+    }
+}
+
 impl Datapath {
-    /// `first_prio`: the lowest priority of the filters already on the tc
-    /// hook, if any (the caller asks netlink); ours goes in front of them so
-    /// that a filter which ends the chain cannot hide packets from the counter.
+    /// `tc_prio`: the priority a tc filter gets (tc_priority), recorded by
+    /// the caller before this call.
     pub fn attach_hook(
         &mut self,
         ifname: &str,
         ifindex: u32,
         dir: usize,
-        first_prio: Option<u16>,
+        tc_prio: u16,
     ) -> Result<Attached, AttachError> {
         match self.mode {
             AttachMode::Tcx => self.attach_tcx(ifname, ifindex, dir),
-            AttachMode::Tc => self.attach_tc(ifname, dir, first_prio),
+            AttachMode::Tc => self.attach_tc(ifname, dir, tc_prio),
         }
     }
 
@@ -119,7 +146,7 @@ impl Datapath {
         &mut self,
         ifname: &str,
         dir: usize,
-        first_prio: Option<u16>,
+        priority: u16,
     ) -> Result<Attached, AttachError> {
         // First: no qdisc is added for a program that is not there.
         let prog = self
@@ -130,21 +157,9 @@ impl Datapath {
             Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
             Err(e) => return Err(fail("adding a clsact qdisc to", ifname, dir)(e.to_string())),
         };
-        // Alone on the hook: the kernel's default (49152) leaves room for
-        // others. Behind existing filters: just in front of the first one.
-        // A foreign filter at priority 1 cannot be preceded; we then run
-        // after it (and say so in the log).
-        let priority = match first_prio {
-            None => 0,
-            Some(p) if p > 1 => p - 1,
-            Some(_) => {
-                warn!(ifname, dir = DIR_NAMES[dir], "a filter at priority 1 runs before the counter; packets it ends are not counted");
-                0
-            }
-        };
         let opts = NlOptions {
             priority,
-            handle: TcHandle::AUTO_ASSIGN,
+            handle: TcHandle::from(TC_HANDLE),
             classid: None,
         };
         let id = prog

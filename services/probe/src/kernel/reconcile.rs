@@ -5,12 +5,16 @@
 
 use tracing::{info, warn};
 
+use super::attach;
 use super::datapath::PROG_NAMES;
 use super::maps::layout::{put_str, HookRec, IfCfg, IfaceRec, PROG_GENERATION};
 use super::records::{attach_code, attach_from_code};
 use super::LiveKernel;
 use crate::domain::{AttachMode, DIR_NAMES};
 use crate::jobs::ports::{HookWant, Hooked, KernelError};
+
+/// `HookRec::attached` of a tc filter recorded but maybe not attached yet.
+const ATTACHING: u8 = 2;
 
 /// What a recorded tc hook's (priority, handle) holds now.
 enum Found {
@@ -129,14 +133,28 @@ impl LiveKernel {
         for (dir, slots) in want.slots.iter().enumerate() {
             let attached = rec.hook[dir].attached != 0;
             if !slots.is_empty() && !attached {
-                match dp.attach_hook(&name, ifindex, dir, first_prio[dir]) {
+                let prio = attach::tc_priority(&name, dir, first_prio[dir]);
+                if dp.mode == AttachMode::Tc {
+                    // Intent first: the filter is named before it exists.
+                    rec.hook[dir] = HookRec {
+                        attached: ATTACHING,
+                        mode: attach_code(AttachMode::Tc),
+                        generation: PROG_GENERATION,
+                        priority: prio.into(),
+                        handle: attach::TC_HANDLE,
+                    };
+                    dp.maps
+                        .set_iface_rec(s as u32, &rec)
+                        .map_err(map("recording the tc filter about to be attached"))?;
+                }
+                match dp.attach_hook(&name, ifindex, dir, prio) {
                     Ok(a) => {
                         rec.hook[dir] = a.hook;
                         rec.created_qdisc |= a.created_qdisc as u8;
                     }
                     Err(e) => {
+                        rec.hook[dir] = HookRec::default();
                         result = Err(KernelError::Attach(e.to_string()));
-                        break;
                     }
                 }
             } else if slots.is_empty() && attached {
@@ -147,6 +165,9 @@ impl LiveKernel {
             // Recorded after each step, so a crash leaves no unrecorded hook.
             if let Err(e) = dp.maps.set_iface_rec(s as u32, &rec) {
                 warn!(ifindex, error = %e, "persisting attachment record");
+            }
+            if result.is_err() {
+                break;
             }
         }
         self.ifaces[s] = rec;
@@ -178,6 +199,7 @@ impl LiveKernel {
     async fn forget_lost_hooks(&mut self, s: usize) -> Result<Vec<&'static str>, KernelError> {
         let mut rec = self.ifaces[s];
         let mut lost = Vec::new();
+        let mut changed = false;
         for (dir, dir_name) in DIR_NAMES.iter().enumerate() {
             let h = rec.hook[dir];
             if h.attached == 0 {
@@ -198,7 +220,24 @@ impl LiveKernel {
                 }
                 continue;
             }
-            if let Found::Lost(found) = self.tc_hook(rec.ifindex, dir, &h).await? {
+            let found = self.tc_hook(rec.ifindex, dir, &h).await?;
+            if h.attached == ATTACHING {
+                // A probe died attaching: what it named is ours if there;
+                // nothing was lost if not.
+                rec.hook[dir] = match found {
+                    Found::Ours => HookRec { attached: 1, ..h },
+                    Found::Lost(_) => HookRec::default(),
+                };
+                info!(
+                    ifindex = rec.ifindex,
+                    dir = dir_name,
+                    adopted = rec.hook[dir].attached != 0,
+                    "finished an interrupted tc attach"
+                );
+                changed = true;
+                continue;
+            }
+            if let Found::Lost(found) = found {
                 warn!(ifindex = rec.ifindex, dir = dir_name, priority = h.priority, handle = h.handle, found = ?found, "our tc filter is gone or taken; forgetting it");
                 rec.hook[dir] = HookRec::default();
                 // Whose clsact is there now is not known: never delete it.
@@ -206,7 +245,7 @@ impl LiveKernel {
                 lost.push(*dir_name);
             }
         }
-        if !lost.is_empty() {
+        if changed || !lost.is_empty() {
             self.dp
                 .maps
                 .set_iface_rec(s as u32, &rec)
