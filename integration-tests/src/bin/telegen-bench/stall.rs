@@ -106,6 +106,7 @@ pub async fn bench(bin_dir: &Path) -> Result<String> {
             ("TELEGEN_ERSPAN_LOCAL", "192.0.2.10"),
             ("TELEGEN_ERSPAN_REMOTE", "192.0.2.100"),
             ("TELEGEN_REDIS", url.as_str()),
+            ("TELEGEN_MAX_JOBS", "4"),
         ],
     )
     .await?;
