@@ -415,6 +415,25 @@ impl Checks {
     }
 }
 
+/// A job's results (all classes, no flows).
+async fn results(c: &ProbeClient<Channel>, id: &str) -> anyhow::Result<pb::Results> {
+    let req = pb::GetResultsRequest {
+        job_id: id.to_string(),
+        top: 0,
+    };
+    Ok(c.clone().get_results(req).await?.into_inner())
+}
+
+/// A plain erspan job on the switch port's mirror.
+fn erspan_job() -> pb::StartJobRequest {
+    pb::StartJobRequest {
+        port: "u1".into(),
+        direction: "ingress".into(),
+        mirror_mode: "erspan".into(),
+        ..Default::default()
+    }
+}
+
 async fn job_status(c: &ProbeClient<Channel>, id: &str, status: &str) -> anyhow::Result<pb::Job> {
     telegen_integration_tests::probe::wait_job_status(c, id, status, Duration::from_secs(20)).await
 }
@@ -504,12 +523,7 @@ async fn memlock_low(checks: &mut Checks, v: &Variant) -> anyhow::Result<()> {
     let result = async {
         probe_up(&client).await?;
         let job = c
-            .start_job(pb::StartJobRequest {
-                port: "u1".into(),
-                direction: "ingress".into(),
-                mirror_mode: "erspan".into(),
-                ..Default::default()
-            })
+            .start_job(erspan_job())
             .await?
             .into_inner();
         job_status(&client, &job.job_id, "running").await?;
@@ -519,14 +533,10 @@ async fn memlock_low(checks: &mut Checks, v: &Variant) -> anyhow::Result<()> {
             let client = client.clone();
             let id = job.job_id.clone();
             poll("the job to count", Duration::from_secs(20), move || {
-                let mut c = client.clone();
+                let c = client.clone();
                 let id = id.clone();
                 async move {
-                    let r = c
-                        .get_results(pb::GetResultsRequest { job_id: id, top: 0 })
-                        .await
-                        .ok()?
-                        .into_inner();
+                    let r = results(&c, &id).await.ok()?;
                     (r.packets_total >= want).then_some(r.packets_total)
                 }
             })
@@ -554,25 +564,14 @@ async fn memlock_low(checks: &mut Checks, v: &Variant) -> anyhow::Result<()> {
         frames::send("/run/netns/h", "hostp", &first[..4])?;
         let n = counted(10).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let exact = c
-            .get_results(pb::GetResultsRequest {
-                job_id: job.job_id.clone(),
-                top: 0,
-            })
-            .await?
-            .into_inner()
+        let exact = results(&c, &job.job_id).await?
             .packets_total;
         checks.check(
             n.is_ok() && exact == 10,
             &format!("degraded: its classifier counts on, read from the pinned maps ({exact}, want 10)"),
         );
         let other = c
-            .start_job(pb::StartJobRequest {
-                port: "u1".into(),
-                direction: "ingress".into(),
-                mirror_mode: "erspan".into(),
-                ..Default::default()
-            })
+            .start_job(erspan_job())
             .await?
             .into_inner();
         checks.check(
@@ -712,14 +711,10 @@ async fn jobs(
         "the job to count every mirrored packet",
         Duration::from_secs(20),
         || {
-            let mut c = client.clone();
+            let c = client.clone();
             let id = job.job_id.clone();
             async move {
-                let r = c
-                    .get_results(pb::GetResultsRequest { job_id: id, top: 0 })
-                    .await
-                    .ok()?
-                    .into_inner();
+                let r = results(&c, &id).await.ok()?;
                 (r.packets_total >= total).then_some(r)
             }
         },
@@ -727,13 +722,7 @@ async fn jobs(
     .await;
     // A moment for anything extra to show up, then the exact figures.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let final_r = c
-        .get_results(pb::GetResultsRequest {
-            job_id: job.job_id.clone(),
-            top: 0,
-        })
-        .await?
-        .into_inner();
+    let final_r = results(&c, &job.job_id).await?;
     if let Err(e) = r {
         say(&format!("{e}"));
     }
@@ -764,13 +753,7 @@ async fn jobs(
     );
     let udp = &sent["ipv4"];
     let udp_bytes: u64 = udp.iter().map(|f| f.len() as u64).sum();
-    let fr = c
-        .get_results(pb::GetResultsRequest {
-            job_id: filtered.job_id.clone(),
-            top: 0,
-        })
-        .await?
-        .into_inner();
+    let fr = results(&c, &filtered.job_id).await?;
     checks.check(
         (fr.packets_total, fr.bytes_total) == (udp.len() as u64, udp_bytes),
         &format!(
@@ -805,14 +788,10 @@ async fn jobs(
     );
     frames::send("/run/netns/h", "hostp", &[frames::ipv4_udp(64)])?;
     let more = poll("the adopted job to count", Duration::from_secs(20), || {
-        let mut c = client.clone();
+        let c = client.clone();
         let id = job.job_id.clone();
         async move {
-            let r = c
-                .get_results(pb::GetResultsRequest { job_id: id, top: 0 })
-                .await
-                .ok()?
-                .into_inner();
+            let r = results(&c, &id).await.ok()?;
             (r.packets_total > total).then_some(r.packets_total)
         }
     })
@@ -837,14 +816,7 @@ async fn jobs(
     // A netdev of that name with other parameters is refused (409), and
     // never removed: it is not ours.
     ip("-n col link add erspan0 type erspan local 10.99.0.2 remote 10.99.0.1 seq key 5")?;
-    let e = c
-        .start_job(pb::StartJobRequest {
-            port: "u1".into(),
-            direction: "ingress".into(),
-            mirror_mode: "erspan".into(),
-            ..Default::default()
-        })
-        .await;
+    let e = c.start_job(erspan_job()).await;
     let refused = matches!(&e, Err(s) if s.code() == tonic::Code::FailedPrecondition
         && s.message().contains("ikey 5 (want 100)"));
     checks.check(
@@ -859,15 +831,7 @@ async fn jobs(
     ip(&format!(
         "-n col link add erspan0 type erspan local 10.99.0.2 remote 10.99.0.1 seq key {KEY} ttl 64 tos inherit dev u1"
     ))?;
-    let job = c
-        .start_job(pb::StartJobRequest {
-            port: "u1".into(),
-            direction: "ingress".into(),
-            mirror_mode: "erspan".into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let job = c.start_job(erspan_job()).await?.into_inner();
     let job = job_status(client, &job.job_id, "running").await?;
     checks.check(
         job.mirror_mode == "erspan",
