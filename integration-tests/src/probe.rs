@@ -55,6 +55,9 @@ impl Probe {
             ("TELEGEN_PROBE_ADDR", format!("unix:{}", socket.display())),
             ("TELEGEN_BPF_PIN_DIR", pin_dir.display().to_string()),
             ("TELEGEN_MIRROR_MODE", "direct".into()),
+            // Tests choose their mirror modes; the default policy (the
+            // configured one only) is tested on its own.
+            ("TELEGEN_POLICY_MIRROR_MODES", "*".into()),
             ("RUST_LOG", "info,telegen_probe=debug".into()),
         ]
         .into_iter()

@@ -863,3 +863,61 @@ async fn flows_jobs_and_sampling_are_accepted_and_results_take_top() {
     assert!(r.json.get("flow_stats").is_none(), "{}", r.text);
     assert_eq!(r.json["top_flows"], json!([]), "{}", r.text);
 }
+
+/// The operator's policy, enforced in the probe: each refused start is a
+/// 403 `forbidden` naming the rule, and creates nothing (no job, no
+/// clsact or filter on the port); an allowed one runs. Defaults: only the
+/// configured mirror mode, the management interface and loopback denied.
+#[tokio::test]
+async fn policy_refusals_are_403_naming_the_rule_and_create_nothing() {
+    let s = Stack::start(
+        &[
+            // Back to the default: only the configured mode (direct).
+            ("TELEGEN_POLICY_MIRROR_MODES", ""),
+            ("TELEGEN_POLICY_MAX_DURATION_SEC", "60"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    let port = s.veth.port.clone();
+    let start = |body: String| s.gw.req("POST", "/jobs/start").json(&body).send().unwrap();
+    for (body, rule) in [
+        (
+            format!(
+                r#"{{"port":"{port}","direction":"ingress","mirror_mode":"erspan","duration_sec":30}}"#
+            ),
+            "TELEGEN_POLICY_MIRROR_MODES",
+        ),
+        (
+            format!(r#"{{"port":"{port}","direction":"ingress","duration_sec":0}}"#),
+            "TELEGEN_POLICY_MAX_DURATION_SEC",
+        ),
+        (
+            format!(r#"{{"port":"{port}","direction":"ingress","duration_sec":61}}"#),
+            "TELEGEN_POLICY_MAX_DURATION_SEC",
+        ),
+        (
+            r#"{"port":"lo","direction":"ingress","duration_sec":30}"#.to_string(),
+            "TELEGEN_POLICY_DENY_PORTS",
+        ),
+    ] {
+        let r = start(body.clone());
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "forbidden"),
+            "{body}: {}",
+            r.text
+        );
+        assert!(r.text.contains(rule), "{body}: {}", r.text);
+    }
+    assert_eq!(s.gw.get("/jobs").json["jobs"], json!([]));
+    for dev in [port.as_str(), "lo"] {
+        let qdiscs = s.ns.exec("tc", &["qdisc", "show", "dev", dev]).unwrap();
+        assert!(!qdiscs.contains("clsact"), "{dev}: {qdiscs}");
+    }
+    let r = start(format!(
+        r#"{{"port":"{port}","direction":"ingress","duration_sec":30}}"#
+    ));
+    assert_eq!(r.status, 201, "{}", r.text);
+}

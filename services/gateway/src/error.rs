@@ -66,6 +66,7 @@ impl From<tonic::Status> for ApiError {
             Code::InvalidArgument | Code::OutOfRange => ApiError::invalid(msg),
             Code::Unimplemented => ApiError::not_supported(msg),
             Code::NotFound => ApiError::not_found(msg),
+            Code::PermissionDenied => ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg),
             Code::ResourceExhausted => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "concurrency_limit", msg)
             }

@@ -7,6 +7,7 @@ pub use telegen_common::ConfigError;
 use telegen_common::{ProbeAddr, DEFAULT_PROBE_ADDR};
 
 use crate::domain::limits::MAX_JOB_SLOTS;
+use crate::domain::policy::Policy;
 use crate::domain::MirrorMode;
 use crate::jobs::Settings;
 use crate::mirror::erspan::{ErspanSettings, Tos};
@@ -26,6 +27,8 @@ pub struct Config {
     pub pin_dir: PathBuf,
     pub attach: AttachPref,
     pub mirror_mode: MirrorMode,
+    /// TELEGEN_POLICY_*: what requests may ask for.
+    pub policy: Policy,
     /// TELEGEN_ERSPAN_*: the netdev of `erspan` jobs (and the interface
     /// name placeholder jobs report).
     pub erspan: ErspanSettings,
@@ -95,6 +98,7 @@ impl Config {
                 MirrorMode::parse(&v).map_err(|m| err("TELEGEN_MIRROR_MODE", m.to_string()))?
             }
         };
+        let policy = Policy::from_vars(var, mirror_mode)?;
         let erspan =
             ErspanSettings::from_vars(var, format!("telegen-sonic {}", pin_dir.display()))?;
         let sonic = SonicSettings::from_vars(var)?;
@@ -137,6 +141,7 @@ impl Config {
             pin_dir,
             attach,
             mirror_mode,
+            policy,
             erspan,
             sonic,
             otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -152,6 +157,7 @@ impl Config {
         Settings {
             max_jobs: self.max_jobs,
             mirror_mode: self.mirror_mode,
+            policy: self.policy.clone(),
             erspan_name: e.name.clone(),
             erspan_endpoints: e.endpoints(),
             erspan_dev: e.dev.clone(),

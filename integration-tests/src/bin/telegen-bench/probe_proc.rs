@@ -61,6 +61,7 @@ impl ProbeProc {
         cmd.env("TELEGEN_PROBE_ADDR", format!("unix:{}", socket.display()))
             .env("TELEGEN_BPF_PIN_DIR", &pin_dir)
             .env("TELEGEN_MIRROR_MODE", "direct")
+            .env("TELEGEN_POLICY_MIRROR_MODES", "*")
             .env_remove("TELEGEN_ATTACH_MODE")
             .env("RUST_LOG", "info")
             .envs(extra.iter().copied())

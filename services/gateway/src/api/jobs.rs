@@ -46,6 +46,11 @@ pub enum UnknownJob {
 #[allow(dead_code)]
 pub enum BodyErrors {
     #[response(
+        status = 403,
+        description = "Refused by the probe's policy, which the message names (forbidden)"
+    )]
+    Forbidden(#[to_schema] ErrorBody),
+    #[response(
         status = 409,
         description = "Conflicts with the switch's state (conflict)"
     )]
@@ -59,7 +64,7 @@ pub enum BodyErrors {
     NotJson(#[to_schema] ErrorBody),
     #[response(
         status = 429,
-        description = "TELEGEN_MAX_JOBS jobs are already starting or running (concurrency_limit)"
+        description = "TELEGEN_MAX_JOBS jobs are already starting or running, or the flow tables are full (concurrency_limit)"
     )]
     Limit(#[to_schema] ErrorBody),
 }

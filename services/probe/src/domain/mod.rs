@@ -5,6 +5,7 @@ pub mod filter;
 pub mod job;
 pub mod limits;
 pub mod modes;
+pub mod policy;
 pub mod results;
 pub mod validate;
 

@@ -319,6 +319,11 @@ pub fn settings() -> Settings {
     Settings {
         max_jobs: 4,
         mirror_mode: MirrorMode::Direct,
+        policy: crate::domain::policy::Policy::from_vars(
+            |k| (k == "TELEGEN_POLICY_MIRROR_MODES").then(|| "*".into()),
+            MirrorMode::Direct,
+        )
+        .unwrap(),
         erspan_name: "erspan0".into(),
         erspan_endpoints: Ok((Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2))),
         erspan_dev: None,

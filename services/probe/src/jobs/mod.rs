@@ -36,6 +36,9 @@ use slots::Slots;
 pub enum JobError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// The operator's policy refuses the request: PERMISSION_DENIED.
+    #[error(transparent)]
+    Denied(#[from] crate::domain::policy::Denied),
     #[error("job {0} not found")]
     NotFound(String),
     #[error("At most {0} concurrent jobs are allowed. Try again later.")]
@@ -63,6 +66,8 @@ pub struct Settings {
     pub max_jobs: u32,
     /// TELEGEN_MIRROR_MODE: the mode of requests that name none.
     pub mirror_mode: MirrorMode,
+    /// What requests may ask for (TELEGEN_POLICY_*).
+    pub policy: crate::domain::policy::Policy,
     /// The erspan netdev's name.
     pub erspan_name: String,
     /// Tunnel endpoints (local, remote), or the names of the unset variables.

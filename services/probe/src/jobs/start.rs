@@ -21,6 +21,8 @@ use crate::domain::{Direction, Job, JobState, MirrorMode};
 impl JobManager {
     pub async fn start(self: &Arc<Self>, req: &StartRequest) -> Result<Job, JobError> {
         let spec = validate::start(req, self.settings.mirror_mode)?;
+        // Before anything is looked up or created.
+        self.settings.policy.check(&spec)?;
         let port_ifindex = self
             .interfaces
             .ifindex(&spec.port)

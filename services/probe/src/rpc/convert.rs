@@ -19,6 +19,7 @@ impl From<JobError> for Status {
             JobError::Invalid(ref i) if i.is_not_supported() => Status::unimplemented(msg),
             JobError::Invalid(_) => Status::invalid_argument(msg),
             JobError::NotFound(_) => Status::not_found(msg),
+            JobError::Denied(_) => Status::permission_denied(msg),
             JobError::Capacity(_) | JobError::FlowCapacity { .. } => {
                 Status::resource_exhausted(msg)
             }
