@@ -59,7 +59,9 @@ export TELEGEN_PROM_LISTEN=${TELEGEN_PROM_LISTEN:-127.0.0.1:9464}
 export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-http://localhost:4317}
 # The gateway runs as nobody; the probe gives it its socket through the group.
 if ((ROOT)); then
-	export TELEGEN_PROBE_SOCKET_GROUP=${TELEGEN_PROBE_SOCKET_GROUP:-65534}
+	# A dedicated group (gid 4737, "telegen"): the socket's, and the one
+	# the probe allows besides root (TELEGEN_PROBE_ALLOW).
+	export TELEGEN_PROBE_SOCKET_GROUP=${TELEGEN_PROBE_SOCKET_GROUP:-4737}
 fi
 ADDR=${TELEGEN_PROBE_ADDR:-unix:/run/telegen-sonic/probe.sock}
 
@@ -254,10 +256,10 @@ if [[ -n $SOCK ]]; then
 	done
 fi
 # Least privilege for real: as root, the unprivileged services run as
-# nobody/nogroup with no capabilities and no way back.
+# nobody in the socket's group, with no capabilities and no way back.
 unprivileged() {
 	if ((ROOT)); then
-		"${SETSID[@]}" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+		"${SETSID[@]}" setpriv --reuid=65534 --regid="$TELEGEN_PROBE_SOCKET_GROUP" --clear-groups --inh-caps=-all \
 			--bounding-set=-all --no-new-privs "$@" </dev/null &
 	else
 		"${SETSID[@]}" "$@" </dev/null &

@@ -201,9 +201,9 @@ say "version: $v_api (gateway /version = image labels)"
 # --- least privilege, as running ---------------------------------------------------
 for s in gateway exporter; do
 	u=$(podman inspect --format '{{.Config.User}}' "${COMPOSE_PROJECT_NAME}_${s}_1")
-	[[ $u == 65534:65534 ]] || fail "$s runs as '$u', not 65534:65534"
+	[[ $u == 65534:4737 ]] || fail "$s runs as '$u', not 65534:4737 (nobody in the probe socket's group)"
 done
-say "gateway and exporter run as 65534:65534"
+say "gateway and exporter run as 65534:4737"
 caps=$(podman inspect --format '{{.EffectiveCaps}}' "${COMPOSE_PROJECT_NAME}_probe_1")
 [[ $caps == "[CAP_BPF CAP_NET_ADMIN CAP_PERFMON]" ]] || fail "the probe runs with $caps, not exactly CAP_BPF CAP_NET_ADMIN CAP_PERFMON"
 say "the probe runs with $caps only"

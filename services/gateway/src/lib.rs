@@ -25,6 +25,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// `msg` as a request to the probe that names the REST caller, for the
+    /// probe's audit log (x-telegen-caller; the probe trusts only the
+    /// gateway's own socket credentials, and logs this beside them).
+    pub fn as_caller<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        let who = if self.token.is_some() {
+            "rest bearer TELEGEN_API_TOKEN"
+        } else {
+            "rest anonymous (no token configured)"
+        };
+        req.metadata_mut().insert(
+            "x-telegen-caller",
+            tonic::metadata::MetadataValue::from_static(who),
+        );
+        req
+    }
+
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
         let doc = serde_json::to_value(api::openapi()).context("rendering the OpenAPI document")?;
         Ok(AppState {

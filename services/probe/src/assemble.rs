@@ -86,6 +86,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
     let listen = Listen {
         addr: cfg.listen.clone(),
         socket_gid: cfg.socket_gid,
+        allow: cfg.allow.clone(),
     };
     let mgr = JobManager::new(cfg.job_settings(), datapath, ports).await;
     Ok(Probe { mgr, info, listen })

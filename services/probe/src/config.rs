@@ -12,6 +12,7 @@ use crate::domain::MirrorMode;
 use crate::jobs::Settings;
 use crate::mirror::erspan::{ErspanSettings, Tos};
 use crate::mirror::sonic::{SonicSettings, DEFAULT_DSCP};
+use crate::rpc::access::{resolve_id, Allow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachPref {
@@ -39,6 +40,8 @@ pub struct Config {
     /// gateway and exporter can connect: TELEGEN_PROBE_SOCKET_GROUP, a group
     /// name or a numeric gid. Unset: the probe's own group.
     pub socket_gid: Option<u32>,
+    /// TELEGEN_PROBE_ALLOW: who may call over the unix socket.
+    pub allow: Allow,
     /// Entries of each flows job's kernel LRU flow table:
     /// TELEGEN_FLOW_TABLE_SIZE, default 1024.
     pub flow_table_size: u32,
@@ -104,8 +107,14 @@ impl Config {
         let sonic = SonicSettings::from_vars(var)?;
         let socket_gid = match var("TELEGEN_PROBE_SOCKET_GROUP") {
             None => None,
-            Some(g) => Some(resolve_group(&g, "/etc/group")?),
+            Some(g) => Some(resolve_id(&g, "/etc/group", "TELEGEN_PROBE_SOCKET_GROUP")?),
         };
+        let allow = Allow::from_var(
+            var("TELEGEN_PROBE_ALLOW"),
+            socket_gid,
+            "/etc/passwd",
+            "/etc/group",
+        )?;
         let flow_table_size = match var("TELEGEN_FLOW_TABLE_SIZE") {
             None => 1024,
             Some(v) => v
@@ -133,6 +142,7 @@ impl Config {
                 })?,
         };
         Ok(Config {
+            allow,
             flow_table_size,
             flow_entries_max,
             socket_gid,
@@ -175,32 +185,12 @@ impl Config {
     }
 }
 
-/// A group name or numeric gid, resolved through the group file (no NSS: the
-/// probe runs in a minimal container where /etc/group is what there is).
-fn resolve_group(g: &str, group_file: &str) -> Result<u32, ConfigError> {
-    let err = |msg: String| ConfigError::new("TELEGEN_PROBE_SOCKET_GROUP", msg);
-    if let Ok(gid) = g.parse::<u32>() {
-        return Ok(gid);
-    }
-    let text = std::fs::read_to_string(group_file).map_err(|e| {
-        err(format!(
-            "{g:?} is not a gid and {group_file} is unreadable: {e}"
-        ))
-    })?;
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let gid = f.nth(1)?.parse::<u32>().ok()?;
-            (name == g).then_some(gid)
-        })
-        .next()
-        .ok_or_else(|| err(format!("no group named {g:?} in {group_file}")))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::resolve_group;
+    use crate::rpc::access::resolve_id;
+    fn resolve_group(g: &str, f: &str) -> Result<u32, super::ConfigError> {
+        resolve_id(g, f, "TELEGEN_PROBE_SOCKET_GROUP")
+    }
 
     #[test]
     fn socket_group_by_name_or_gid() {

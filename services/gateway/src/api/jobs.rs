@@ -102,7 +102,8 @@ pub async fn start_job(
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let Json(req) = body?;
-    let job = call(&st, st.probe().start_job(req.into_proto()?)).await?;
+    let req = st.as_caller(req.into_proto()?);
+    let job = call(&st, st.probe().start_job(req)).await?;
     tracing::info!(job_id = %job.job_id, port = %job.port, status = %job.status, "job started");
     Ok((StatusCode::CREATED, Json(job.into())))
 }
@@ -136,7 +137,8 @@ pub async fn stop_job(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Job>, ApiError> {
     let job_id = p?.0;
-    let job = call(&st, st.probe().stop_job(pb::StopJobRequest { job_id })).await?;
+    let req = st.as_caller(pb::StopJobRequest { job_id });
+    let job = call(&st, st.probe().stop_job(req)).await?;
     tracing::info!(job_id = %job.job_id, status = %job.status, "job stop requested");
     Ok(Json(job.into()))
 }

@@ -20,6 +20,8 @@ pub struct Listen {
     pub addr: ProbeAddr,
     /// The unix socket's group (mode 0660), for the unprivileged services.
     pub socket_gid: Option<u32>,
+    /// Who may call over the unix socket (TELEGEN_PROBE_ALLOW).
+    pub allow: super::access::Allow,
 }
 
 pub async fn serve(
@@ -44,7 +46,13 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ProbeServer::new(ProbeService::new(mgr, info)));
+        .add_service(ProbeServer::with_interceptor(
+            ProbeService::new(mgr, info),
+            {
+                let allow = Arc::new(listen.allow.clone());
+                move |req| super::access::check(&allow, req)
+            },
+        ));
 
     match &listen.addr {
         ProbeAddr::Unix(path) => {

@@ -7,9 +7,9 @@ use telegen_common::BuildInfo;
 use telegen_proto::v1::{self as pb, probe_server::Probe};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use tracing::debug;
+use tracing::{debug, info};
 
-use super::convert;
+use super::{access, convert};
 use crate::jobs::JobManager;
 
 /// What GetInfo reports besides the build: fixed at start-up.
@@ -53,12 +53,24 @@ impl Probe for ProbeService {
         &self,
         req: Request<pb::StartJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let who = access::caller(&req);
         let req = convert::start_request(req.into_inner());
+        let port = req.port.clone();
         let mgr = Arc::clone(&self.mgr);
         // A state change runs to its end even when the client goes away
         // (a deadline, a Ctrl-C): dropping this handler drops only the wait.
-        let job = run_to_completion(async move { mgr.start(&req).await }).await??;
-        Ok(Response::new(convert::job(&job)))
+        let job = run_to_completion(async move { mgr.start(&req).await })
+            .await?
+            .map_err(Status::from);
+        match &job {
+            Ok(j) => {
+                info!(target: "audit", caller = ?who.to_string(), claimed = who.claimed.as_deref().unwrap_or("-"), action = "start", job_id = %j.id, port = ?port, mirror_mode = j.mirror_mode.as_str(), result = "ok")
+            }
+            Err(s) => {
+                info!(target: "audit", caller = ?who.to_string(), claimed = who.claimed.as_deref().unwrap_or("-"), action = "start", port = ?port, result = ?s.code(), reason = s.message())
+            }
+        }
+        Ok(Response::new(convert::job(&job?)))
     }
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
@@ -78,10 +90,22 @@ impl Probe for ProbeService {
         &self,
         req: Request<pb::StopJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let who = access::caller(&req);
         let id = req.into_inner().job_id;
         let mgr = Arc::clone(&self.mgr);
-        let job = run_to_completion(async move { mgr.stop(&id).await }).await??;
-        Ok(Response::new(convert::job(&job)))
+        let asked = id.clone();
+        let job = run_to_completion(async move { mgr.stop(&asked).await })
+            .await?
+            .map_err(Status::from);
+        match &job {
+            Ok(j) => {
+                info!(target: "audit", caller = ?who.to_string(), claimed = who.claimed.as_deref().unwrap_or("-"), action = "stop", job_id = ?id, status = j.state.as_str(), result = "ok")
+            }
+            Err(s) => {
+                info!(target: "audit", caller = ?who.to_string(), claimed = who.claimed.as_deref().unwrap_or("-"), action = "stop", job_id = ?id, result = ?s.code(), reason = s.message())
+            }
+        }
+        Ok(Response::new(convert::job(&job?)))
     }
 
     async fn get_results(
