@@ -356,7 +356,12 @@ async fn unprivileged_probe_serves_placeholder_jobs() {
         "--inh-caps=-all",
         "--bounding-set=-all",
     ];
-    let probe = Probe::start_with(&ns, &[("TELEGEN_MIRROR_MODE", "erspan")], &drop_privs)
+    // Jobs on lo (the only port here): lift the policy's default denial.
+    let env = [
+        ("TELEGEN_MIRROR_MODE", "erspan"),
+        ("TELEGEN_POLICY_DENY_PORTS", "none"),
+    ];
+    let probe = Probe::start_with(&ns, &env, &drop_privs)
         .await
         .unwrap();
     let mut c = probe.client();

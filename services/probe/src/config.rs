@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(resolve_group("telegen", f).ok(), Some(997));
         let e = resolve_group("nope", f).unwrap_err();
         assert_eq!(e.var, "TELEGEN_PROBE_SOCKET_GROUP");
-        assert!(e.msg.contains("no group named"));
+        assert!(e.msg.contains("no \"nope\" in"), "{}", e.msg);
         std::fs::remove_file(&dir).unwrap();
     }
 }
