@@ -8,6 +8,7 @@ pub mod bench_objects;
 pub mod exporter;
 pub mod frames;
 pub mod gateway;
+pub mod grpcurl;
 pub mod netns;
 pub mod otlp;
 pub mod probe;

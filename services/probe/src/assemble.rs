@@ -87,6 +87,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         addr: cfg.listen.clone(),
         socket_gid: cfg.socket_gid,
         allow: cfg.allow.clone(),
+        tls: cfg.tls.clone(),
     };
     let mgr = JobManager::new(cfg.job_settings(), datapath, ports).await;
     Ok(Probe { mgr, info, listen })

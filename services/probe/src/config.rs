@@ -13,6 +13,7 @@ use crate::jobs::Settings;
 use crate::mirror::erspan::{ErspanSettings, Tos};
 use crate::mirror::sonic::{SonicSettings, DEFAULT_DSCP};
 use crate::rpc::access::{resolve_id, Allow};
+use crate::rpc::tls::ProbeTls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachPref {
@@ -42,6 +43,8 @@ pub struct Config {
     pub socket_gid: Option<u32>,
     /// TELEGEN_PROBE_ALLOW: who may call over the unix socket.
     pub allow: Allow,
+    /// TELEGEN_PROBE_TLS_*: mutual TLS for a TCP address.
+    pub tls: Option<ProbeTls>,
     /// Entries of each flows job's kernel LRU flow table:
     /// TELEGEN_FLOW_TABLE_SIZE, default 1024.
     pub flow_table_size: u32,
@@ -62,6 +65,7 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_PROBE_ADDR.into())
             .parse()
             .map_err(|e| err("TELEGEN_PROBE_ADDR", format!("{e}")))?;
+        let tls = ProbeTls::from_vars(var, &listen)?;
         let max_jobs = match var("TELEGEN_MAX_JOBS") {
             None => 2,
             Some(v) => v
@@ -143,6 +147,7 @@ impl Config {
         };
         Ok(Config {
             allow,
+            tls,
             flow_table_size,
             flow_entries_max,
             socket_gid,

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use telegen_common::ConfigError;
-use tonic::transport::server::{TcpConnectInfo, UdsConnectInfo};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
 use tonic::{Request, Status};
 
 /// The metadata key a front end names its caller in (informational: the
@@ -103,6 +103,15 @@ pub fn resolve_id(name: &str, file: &str, var: &'static str) -> Result<u32, Conf
         .ok_or_else(|| ConfigError::new(var, format!("no {name:?} in {file}")))
 }
 
+/// A user's primary group, from the passwd file (fourth field).
+fn primary_gid(uid: u32, passwd: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(passwd).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f.get(3)?.parse().ok())?
+    })
+}
+
 /// Who made a call, as far as the probe can tell.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
@@ -165,10 +174,30 @@ pub fn check(allow: &Allow, mut req: Request<()>) -> Result<Request<()>, Status>
                 cred.gid()
             )));
         }
+    } else if let Some(tls) = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>() {
+        // Mutual TLS: the handshake checked the client's certificate
+        // against TELEGEN_PROBE_TLS_CLIENT_CA.
+        let peer = tls.get_ref().remote_addr();
+        c.transport = format!("tcp {} mTLS", peer.map_or("-".into(), |a| a.to_string()));
     } else if let Some(tcp) = req.extensions().get::<TcpConnectInfo>() {
-        c.transport = tcp
-            .remote_addr()
-            .map_or_else(|| "tcp".into(), |a| format!("tcp {a}"));
+        // Loopback only (tls.rs): the owner of the client's socket, from
+        // the kernel's table, under the same rule as the unix socket.
+        let (Some(local), Some(peer)) = (tcp.local_addr(), tcp.remote_addr()) else {
+            return Err(Status::permission_denied(
+                "the probe could not tell who is calling",
+            ));
+        };
+        c.transport = format!("tcp {peer}");
+        let uid = super::tls::loopback_peer_uid(local, peer);
+        let gid = uid.and_then(|u| primary_gid(u, "/etc/passwd"));
+        (c.uid, c.gid) = (uid, gid);
+        if !uid.is_some_and(|u| allow.permits(u, gid.unwrap_or(u32::MAX))) {
+            tracing::warn!(target: "audit", caller = ?c.to_string(), "refused: not in TELEGEN_PROBE_ALLOW");
+            return Err(Status::permission_denied(format!(
+                "uid {} may not use this probe (TELEGEN_PROBE_ALLOW: {allow})",
+                uid.map_or("unknown".into(), |u| u.to_string())
+            )));
+        }
     }
     req.extensions_mut().insert(c);
     Ok(req)

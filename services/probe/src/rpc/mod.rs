@@ -7,6 +7,7 @@ pub mod access;
 pub mod convert;
 pub mod serve;
 pub mod service;
+pub mod tls;
 
 pub use serve::serve;
 pub use service::{ProbeInfo, ProbeService};

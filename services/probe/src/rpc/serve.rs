@@ -22,6 +22,8 @@ pub struct Listen {
     pub socket_gid: Option<u32>,
     /// Who may call over the unix socket (TELEGEN_PROBE_ALLOW).
     pub allow: super::access::Allow,
+    /// Mutual TLS on a TCP address.
+    pub tls: Option<super::tls::ProbeTls>,
 }
 
 pub async fn serve(
@@ -42,7 +44,13 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(telegen_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let router = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = &listen.tls {
+        server = server
+            .tls_config(tls.server_config()?)
+            .context("setting up the probe's TLS")?;
+    }
+    let router = server
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -96,7 +104,7 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            info!(addr = %listener.local_addr()?, "serving gRPC");
+            info!(addr = %listener.local_addr()?, mutual_tls = listen.tls.is_some(), "serving gRPC");
             router
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
                 .await?;
