@@ -929,3 +929,80 @@ async fn policy_refusals_are_403_naming_the_rule_and_create_nothing() {
         && l.contains(r#"claimed="rest anonymous (no token configured)""#)));
     assert!(audit[4].contains(r#"result="ok""#), "{}", audit[4]);
 }
+
+/// Named tokens with roles from a file: `read` lists and reads but may not
+/// start (403, naming the role), `operate` starts; the probe's audit line
+/// names the token. A token file every user may read is refused.
+#[tokio::test]
+async fn token_file_roles_and_the_audit_names_the_token() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let s = Stack::start(&[], &[]).await.unwrap();
+    let dir = s.probe.socket.parent().unwrap().to_path_buf();
+    let file = dir.join("tokens");
+    std::fs::write(
+        &file,
+        "# name:role:token\nalice:operate:alice-0123456789abcdef\nmonitor:read:monitor-0123456789abcdef\n",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut open = Gateway::spawn(&s.probe, &[("TELEGEN_API_TOKEN_FILE", &path)]).unwrap();
+    assert!(!open
+        .wait_exit(Duration::from_secs(10))
+        .expect("refused")
+        .success());
+    assert!(
+        open.log_text().contains("readable by every user"),
+        "{}",
+        open.log_text()
+    );
+
+    chown(&file, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let gw = Gateway::start(&s.probe, &[("TELEGEN_API_TOKEN_FILE", &path)])
+        .await
+        .unwrap();
+    let body = format!(r#"{{"port":"{}","direction":"ingress"}}"#, s.veth.port);
+    let r = gw
+        .req("GET", "/jobs")
+        .bearer("monitor-0123456789abcdef")
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = gw
+        .req("POST", "/jobs/start")
+        .bearer("monitor-0123456789abcdef")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!((r.status, r.code()), (403, "forbidden"), "{}", r.text);
+    assert!(
+        r.text.contains("\\\"monitor\\\" has role read"),
+        "{}",
+        r.text
+    );
+    assert_eq!(gw.get("/jobs").status, 401);
+    let r = gw
+        .req("POST", "/jobs/start")
+        .bearer("alice-0123456789abcdef")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text);
+    let log = s.probe.log_text();
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" audit:") && l.contains(r#"action="start""#))
+        .collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "the read token's start never reached the probe"
+    );
+    assert!(
+        started[0].contains(r#"claimed="rest token alice (operate)""#),
+        "{}",
+        started[0]
+    );
+    assert!(!log.contains("0123456789abcdef") && !gw.log_text().contains("0123456789abcdef"));
+}

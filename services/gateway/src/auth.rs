@@ -1,22 +1,23 @@
-//! Bearer-token check: when TELEGEN_API_TOKEN is set, every route but
-//! /healthz needs `Authorization: Bearer <token>`.
+//! Bearer tokens: when any is configured (tokens.rs), every route but
+//! /healthz needs `Authorization: Bearer <token>`; a `read` token may not
+//! change anything (POST, PUT, PATCH, DELETE: starts and stops), which is
+//! 403 `forbidden`. The identity goes with the request, for the probe's
+//! audit log.
 
 use axum::{
     extract::{Request, State},
-    http::{header::AUTHORIZATION, StatusCode},
+    http::{header::AUTHORIZATION, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use telegen_common::rest::paths;
 
+use crate::tokens::Role;
 use crate::{error::ApiError, AppState};
 
-pub async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = st.token.as_deref() else {
-        return next.run(req).await;
-    };
-    if req.uri().path() == paths::HEALTHZ {
+pub async fn require_token(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    if st.tokens.is_empty() || req.uri().path() == paths::HEALTHZ {
         return next.run(req).await;
     }
     let given = req
@@ -25,41 +26,31 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(req).await,
-        _ => {
-            let mut resp = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this gateway needs Authorization: Bearer <TELEGEN_API_TOKEN>",
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-            resp
-        }
+    let Some(id) = given.and_then(|g| st.tokens.identify(g)) else {
+        let mut resp = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this gateway needs Authorization: Bearer <token> (TELEGEN_API_TOKEN_FILE or TELEGEN_API_TOKEN)",
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    };
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes && id.role == Role::Read {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {:?} has role read: it may list jobs and read them, not start or stop them",
+                id.name
+            ),
+        )
+        .into_response();
     }
-}
-
-/// Compares without an early exit, so response time does not reveal how much
-/// of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"0123456789abcdef", b"0123456789abcdef"));
-        assert!(!constant_time_eq(b"0123456789abcdef", b"0123456789abcdeg"));
-        assert!(!constant_time_eq(b"0123", b"0123456789abcdef"));
-    }
+    req.extensions_mut().insert(id);
+    next.run(req).await
 }

@@ -14,8 +14,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct Config {
     pub listen: SocketAddr,
     pub probe: ProbeAddr,
-    /// Bearer token required on every route but /healthz when set.
-    pub token: Option<String>,
+    /// Bearer tokens, one required on every route but /healthz when any
+    /// is configured.
+    pub tokens: Tokens,
     /// Deadline of one probe call; past it the answer is 503.
     pub rpc_timeout: Duration,
     pub body_limit: usize,
@@ -27,7 +28,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("probe", &self.probe)
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("tokens", &self.tokens)
             .field("rpc_timeout", &self.rpc_timeout)
             .field("body_limit", &self.body_limit)
             .finish()
@@ -35,6 +36,23 @@ impl std::fmt::Debug for Config {
 }
 
 pub use telegen_common::ConfigError;
+
+use crate::tokens::Tokens;
+
+/// A secret's file: refused when every user may read it (a token file is
+/// for the gateway's user alone: chown it to that user, chmod 0400).
+fn read_secret_file(path: &str) -> Result<String, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    const VAR: &str = "TELEGEN_API_TOKEN_FILE";
+    let meta = std::fs::metadata(path).map_err(|e| err(VAR, format!("{path}: {e}")))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(err(
+            VAR,
+            format!("{path} is readable by every user (mode {:o}): chown it to the gateway's user and chmod 0400", meta.permissions().mode() & 0o777),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| err(VAR, format!("{path}: {e}")))
+}
 
 fn err(var: &'static str, msg: impl Into<String>) -> ConfigError {
     ConfigError::new(var, msg)
@@ -62,21 +80,21 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_PROBE_ADDR.into())
             .parse()
             .map_err(|e| err("TELEGEN_PROBE_ADDR", format!("{e}")))?;
-        let token = var("TELEGEN_API_TOKEN").map(|t| t.trim().to_string());
-        if let Some(t) = &token {
-            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(err(
-                    "TELEGEN_API_TOKEN",
-                    "must be at least 16 printable ASCII characters without spaces",
-                ));
-            }
-        }
-        if !listen.ip().is_loopback() && token.is_none() {
+        let file = match var("TELEGEN_API_TOKEN_FILE") {
+            None => None,
+            Some(path) => Some((path.trim().to_string(), read_secret_file(path.trim())?)),
+        };
+        let env_token = var("TELEGEN_API_TOKEN").map(|t| t.trim().to_string());
+        let tokens = Tokens::parse(
+            file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())),
+            env_token.as_deref(),
+        )?;
+        if !listen.ip().is_loopback() && tokens.is_empty() {
             return Err(err(
                 "TELEGEN_API_LISTEN",
                 format!(
-                    "{listen} is not a loopback address; set TELEGEN_API_TOKEN to serve the \
-                     job API beyond this host"
+                    "{listen} is not a loopback address; set TELEGEN_API_TOKEN_FILE (or \
+                     TELEGEN_API_TOKEN) to serve the job API beyond this host"
                 ),
             ));
         }
@@ -98,7 +116,7 @@ impl Config {
         Ok(Config {
             listen,
             probe,
-            token,
+            tokens,
             rpc_timeout,
             body_limit: DEFAULT_BODY_LIMIT,
         })
@@ -122,7 +140,7 @@ mod tests {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.probe.to_string(), "unix:/run/telegen-sonic/probe.sock");
-        assert!(c.token.is_none());
+        assert!(c.tokens.is_empty());
     }
 
     #[test]
@@ -135,7 +153,7 @@ mod tests {
             ("TELEGEN_API_TOKEN", "0123456789abcdef"),
         ])
         .unwrap();
-        assert!(c.token.is_some());
+        assert!(!c.tokens.is_empty());
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
         let e = cfg(&[
             ("TELEGEN_API_LISTEN", "[::1]:80"),

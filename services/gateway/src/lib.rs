@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod query;
+pub mod tokens;
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,7 +20,7 @@ pub use config::Config;
 #[derive(Clone)]
 pub struct AppState {
     probe: ProbeClient<Channel>,
-    pub token: Option<Arc<str>>,
+    pub tokens: Arc<tokens::Tokens>,
     pub rpc_timeout: Duration,
     pub openapi: Arc<serde_json::Value>,
 }
@@ -28,17 +29,15 @@ impl AppState {
     /// `msg` as a request to the probe that names the REST caller, for the
     /// probe's audit log (x-telegen-caller; the probe trusts only the
     /// gateway's own socket credentials, and logs this beside them).
-    pub fn as_caller<T>(&self, msg: T) -> tonic::Request<T> {
+    pub fn as_caller<T>(&self, msg: T, who: Option<&tokens::Identity>) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        let who = if self.token.is_some() {
-            "rest bearer TELEGEN_API_TOKEN"
-        } else {
-            "rest anonymous (no token configured)"
+        let who = match who {
+            Some(id) => format!("rest token {} ({})", id.name, id.role.as_str()),
+            None => "rest anonymous (no token configured)".into(),
         };
-        req.metadata_mut().insert(
-            "x-telegen-caller",
-            tonic::metadata::MetadataValue::from_static(who),
-        );
+        if let Ok(v) = who.parse() {
+            req.metadata_mut().insert("x-telegen-caller", v);
+        }
         req
     }
 
@@ -46,7 +45,7 @@ impl AppState {
         let doc = serde_json::to_value(api::openapi()).context("rendering the OpenAPI document")?;
         Ok(AppState {
             probe: ProbeClient::new(telegen_common::connect_probe(&cfg.probe)),
-            token: cfg.token.as_deref().map(Arc::from),
+            tokens: Arc::new(cfg.tokens.clone()),
             rpc_timeout: cfg.rpc_timeout,
             openapi: Arc::new(doc),
         })
@@ -75,7 +74,7 @@ pub async fn serve(
     info!(
         listen = %listener.local_addr()?,
         probe = %cfg.probe,
-        auth = cfg.token.is_some(),
+        auth = ?cfg.tokens,
         "serving the REST API"
     );
     axum::serve(listener, app)

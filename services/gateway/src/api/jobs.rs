@@ -5,7 +5,7 @@
 use axum::{
     extract::{
         rejection::{JsonRejection, PathRejection, QueryRejection},
-        Path, Query, State,
+        Extension, Path, Query, State,
     },
     http::StatusCode,
     Json,
@@ -14,7 +14,7 @@ use telegen_common::rest::{paths, schema::JobId, ErrorBody, Job, JobList, Result
 use telegen_proto::v1 as pb;
 use utoipa::{IntoParams, IntoResponses};
 
-use crate::{error::ApiError, query::ResultsQuery, AppState};
+use crate::{error::ApiError, query::ResultsQuery, tokens::Identity, AppState};
 
 /// The errors any job route can answer with.
 #[derive(IntoResponses)]
@@ -99,10 +99,11 @@ pub(crate) async fn call<T>(
               JobErrors, BodyErrors))]
 pub async fn start_job(
     State(st): State<AppState>,
+    who: Option<Extension<Identity>>,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let Json(req) = body?;
-    let req = st.as_caller(req.into_proto()?);
+    let req = st.as_caller(req.into_proto()?, who.as_deref());
     let job = call(&st, st.probe().start_job(req)).await?;
     tracing::info!(job_id = %job.job_id, port = %job.port, status = %job.status, "job started");
     Ok((StatusCode::CREATED, Json(job.into())))
@@ -134,10 +135,11 @@ pub async fn get_job(
     responses((status = 200, body = Job), UnknownJob, JobErrors))]
 pub async fn stop_job(
     State(st): State<AppState>,
+    who: Option<Extension<Identity>>,
     p: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Job>, ApiError> {
     let job_id = p?.0;
-    let req = st.as_caller(pb::StopJobRequest { job_id });
+    let req = st.as_caller(pb::StopJobRequest { job_id }, who.as_deref());
     let job = call(&st, st.probe().stop_job(req)).await?;
     tracing::info!(job_id = %job.job_id, status = %job.status, "job stop requested");
     Ok(Json(job.into()))
