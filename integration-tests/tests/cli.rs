@@ -62,6 +62,7 @@ fn ctl_env(api: &str, env: &[(&str, &str)], args: &[&str]) -> Out {
     let out = Command::new(&bin)
         .env_remove("TELEGEN_API")
         .env_remove("TELEGEN_API_TOKEN")
+        .env_remove("TELEGENCTL_TOKEN_FILE")
         .envs(env.iter().copied())
         .args(["--api", api])
         .args(args)
@@ -366,6 +367,18 @@ async fn cli_exit_codes_for_missing_jobs_auth_and_outages() {
     let env = [("TELEGEN_API_TOKEN", "s3cret-token-0123456789")];
     let listed = ctl_env(api, &env, &["list"]).ok();
     assert_eq!(listed.stdout, "no jobs\n");
+    // From a file (flag or environment), never on the command line.
+    let file = std::env::temp_dir().join(format!("telegenctl-token-{}", std::process::id()));
+    std::fs::write(&file, "# ops token\ns3cret-token-0123456789\n").unwrap();
+    let path = file.display().to_string();
+    ctl(api, &["--token-file", &path, "list"]).ok();
+    ctl_env(api, &[("TELEGENCTL_TOKEN_FILE", &path)], &["list"]).ok();
+    let both = ctl(api, &["--token-file", &path, "--token", "x", "list"]);
+    assert_eq!(both.code, 2, "{both:?}");
+    let missing = ctl(api, &["--token-file", "/nonexistent/token", "list"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(missing.stderr.contains("/nonexistent/token"), "{missing:?}");
+    std::fs::remove_file(&file).unwrap();
 
     // An unknown job: 404, exit 4, for every job command.
     let unknown = uuid::Uuid::new_v4().to_string();

@@ -34,7 +34,20 @@ pub struct Cli {
     )]
     pub api: ApiBase,
 
-    /// API token, sent as `Authorization: Bearer <token>`.
+    /// File holding the API token (its first line), so that the token is
+    /// never on a command line (`ps` shows those to every user).
+    #[arg(
+        long,
+        env = "TELEGENCTL_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "token",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// API token, sent as `Authorization: Bearer <token>`; prefer
+    /// --token-file or the environment.
     #[arg(
         long,
         env = "TELEGEN_API_TOKEN",
@@ -176,6 +189,26 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+impl Cli {
+    /// The token: from --token-file (or TELEGENCTL_TOKEN_FILE), else
+    /// --token (or TELEGEN_API_TOKEN).
+    pub fn resolve_token(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.token_file else {
+            return Ok(self.token.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .ok_or_else(|| format!("--token-file {}: no token in it", path.display()))?;
+        parse_token(first)
+            .map(Some)
+            .map_err(|e| format!("--token-file {}: {e}", path.display()))
+    }
 }
 
 fn parse_token(s: &str) -> Result<String, String> {

@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     // Usage errors exit 2 (clap), before any request.
     let cli = Cli::parse();
     let call = plan(&cli).unwrap_or_else(|msg| usage_error(&cli, msg));
-    let transport = HttpTransport::new(cli.api.clone(), cli.token.clone(), cli.timeout);
+    let token = cli
+        .resolve_token()
+        .unwrap_or_else(|msg| usage_error(&cli, msg));
+    let transport = HttpTransport::new(cli.api.clone(), token, cli.timeout);
     let code = execute(
         &call,
         cli.json,
