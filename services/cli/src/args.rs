@@ -23,7 +23,7 @@ use crate::{client::ApiBase, exit::EXIT_CODES_HELP, filters::FilterArg};
     propagate_version = true
 )]
 pub struct Cli {
-    /// Gateway base URL (plain http).
+    /// Gateway base URL (http:// or https://).
     #[arg(
         long,
         env = "TELEGEN_API",
@@ -33,6 +33,17 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub api: ApiBase,
+
+    /// CA certificate(s) (PEM) an https gateway's certificate must chain
+    /// to; default: the system's bundle.
+    #[arg(
+        long,
+        env = "TELEGENCTL_CACERT",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
+    pub cacert: Option<std::path::PathBuf>,
 
     /// File holding the API token (its first line), so that the token is
     /// never on a command line (`ps` shows those to every user).

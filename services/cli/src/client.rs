@@ -5,7 +5,8 @@ use std::{fmt, io, str::FromStr, time::Duration};
 
 use ureq::http::Uri;
 
-/// The gateway's base URL: `http://host[:port][/prefix]`, no trailing slash.
+/// The gateway's base URL: `http[s]://host[:port][/prefix]`, no trailing
+/// slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiBase(String);
 
@@ -29,7 +30,7 @@ impl fmt::Display for ApiBase {
 impl FromStr for ApiBase {
     type Err = String;
 
-    /// Accepts `http://host:port[/prefix]`, or `host:port` meaning http.
+    /// Accepts `http[s]://host:port[/prefix]`, or `host:port` meaning http.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let full = if s.contains("://") {
@@ -40,17 +41,14 @@ impl FromStr for ApiBase {
         let uri: Uri = full
             .parse()
             .map_err(|e| format!("{s:?} is not a URL ({e}); e.g. http://127.0.0.1:8080"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(
-                    "https is not supported by this build of telegenctl: use http:// \
-                     (the gateway listens on loopback)"
-                        .into(),
-                )
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s.to_string(),
+            _ => {
+                return Err(format!(
+                    "{s:?}: only http:// and https:// URLs are supported"
+                ))
             }
-            _ => return Err(format!("{s:?}: only http:// URLs are supported")),
-        }
+        };
         let authority = uri
             .authority()
             .filter(|a| !a.host().is_empty())
@@ -64,8 +62,41 @@ impl FromStr for ApiBase {
             return Err(format!("{s:?}: a query or fragment is not allowed here"));
         }
         let prefix = uri.path().trim_end_matches('/');
-        Ok(ApiBase(format!("http://{authority}{prefix}")))
+        Ok(ApiBase(format!("{scheme}://{authority}{prefix}")))
     }
+}
+
+/// The certificates of a PEM file (`--cacert`).
+pub fn read_pem_certs(
+    path: &std::path::Path,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(format!(
+            "--cacert {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The system's CA bundle (Debian's path, then others'); none found means
+/// https only with --cacert.
+fn system_roots() -> Vec<ureq::tls::Certificate<'static>> {
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .find_map(|p| read_pem_certs(std::path::Path::new(p)).ok())
+    .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +129,8 @@ pub trait Transport {
         -> Result<Reply, TransportError>;
 }
 
-/// Blocking plain HTTP/1.1 with ureq. Proxy variables are ignored: the
-/// gateway is local to the switch.
+/// Blocking HTTP/1.1 with ureq, https with rustls. Proxy variables are
+/// ignored: the gateway is local to the switch.
 pub struct HttpTransport {
     agent: ureq::Agent,
     base: ApiBase,
@@ -109,7 +140,28 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     pub fn new(base: ApiBase, token: Option<String>, timeout: Duration) -> Self {
+        Self::with_roots(base, token, timeout, Vec::new())
+    }
+
+    /// `roots`: the CA certificates an https gateway's certificate must
+    /// chain to (empty: the system's bundle).
+    pub fn with_roots(
+        base: ApiBase,
+        token: Option<String>,
+        timeout: Duration,
+        roots: Vec<ureq::tls::Certificate<'static>>,
+    ) -> Self {
+        let roots = if roots.is_empty() {
+            system_roots()
+        } else {
+            roots
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(0)
@@ -214,6 +266,7 @@ mod tests {
         assert_eq!(ok("127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(ok("http://[::1]:8080"), "http://[::1]:8080");
         assert_eq!(ok("http://switch/telegen/"), "http://switch/telegen");
+        assert_eq!(ok("https://switch:8443/"), "https://switch:8443");
         assert_eq!(
             "http://switch/telegen/"
                 .parse::<ApiBase>()
@@ -222,8 +275,7 @@ mod tests {
             "http://switch/telegen/jobs"
         );
         for (bad, needle) in [
-            ("https://127.0.0.1:8080", "https is not supported"),
-            ("ftp://x", "only http://"),
+            ("ftp://x", "only http:// and https://"),
             ("http://", "not a URL"),
             ("http://u:p@h:1", "credentials"),
             ("http://h:1/?a=b", "query"),

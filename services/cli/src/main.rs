@@ -3,7 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{error::ErrorKind, CommandFactory, Parser};
-use telegen_cli::{args::Cli, client::HttpTransport, execute, plan};
+use telegen_cli::{
+    args::Cli,
+    client::{read_pem_certs, HttpTransport},
+    execute, plan,
+};
 
 fn main() -> ExitCode {
     // Usage errors exit 2 (clap), before any request.
@@ -12,7 +16,11 @@ fn main() -> ExitCode {
     let token = cli
         .resolve_token()
         .unwrap_or_else(|msg| usage_error(&cli, msg));
-    let transport = HttpTransport::new(cli.api.clone(), token, cli.timeout);
+    let roots = match &cli.cacert {
+        Some(p) => read_pem_certs(p).unwrap_or_else(|msg| usage_error(&cli, msg)),
+        None => Vec::new(),
+    };
+    let transport = HttpTransport::with_roots(cli.api.clone(), token, cli.timeout, roots);
     let code = execute(
         &call,
         cli.json,

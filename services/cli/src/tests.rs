@@ -150,7 +150,7 @@ fn usage_errors_are_caught_before_any_request() {
         &["status", "j1", "--top", "5"],
         &["--timeout", "0", "list"],
         &["--timeout", "soon", "list"],
-        &["--api", "https://127.0.0.1:8080", "list"],
+        &["--api", "ftp://127.0.0.1:8080", "list"],
         &["--token", "a b", "list"],
         &["bogus"],
     ] {

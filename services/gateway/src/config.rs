@@ -17,6 +17,8 @@ pub struct Config {
     /// Bearer tokens, one required on every route but /healthz when any
     /// is configured.
     pub tokens: Tokens,
+    /// HTTPS: TELEGEN_API_TLS_CERT and _KEY.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// Deadline of one probe call; past it the answer is 503.
     pub rpc_timeout: Duration,
     pub body_limit: usize,
@@ -29,6 +31,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("probe", &self.probe)
             .field("tokens", &self.tokens)
+            .field("tls", &self.tls)
             .field("rpc_timeout", &self.rpc_timeout)
             .field("body_limit", &self.body_limit)
             .finish()
@@ -89,12 +92,22 @@ impl Config {
             file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())),
             env_token.as_deref(),
         )?;
-        if !listen.ip().is_loopback() && tokens.is_empty() {
+        let tls = crate::tls::from_vars(var("TELEGEN_API_TLS_CERT"), var("TELEGEN_API_TLS_KEY"))?;
+        if !listen.ip().is_loopback() && (tokens.is_empty() || tls.is_none()) {
             return Err(err(
                 "TELEGEN_API_LISTEN",
                 format!(
-                    "{listen} is not a loopback address; set TELEGEN_API_TOKEN_FILE (or \
-                     TELEGEN_API_TOKEN) to serve the job API beyond this host"
+                    "{listen} is not a loopback address: serving the job API beyond this host \
+                     needs TLS (TELEGEN_API_TLS_CERT, TELEGEN_API_TLS_KEY) and tokens \
+                     (TELEGEN_API_TOKEN_FILE or TELEGEN_API_TOKEN); missing: {}",
+                    [
+                        tls.is_none().then_some("TLS"),
+                        tokens.is_empty().then_some("tokens"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" and ")
                 ),
             ));
         }
@@ -117,6 +130,7 @@ impl Config {
             listen,
             probe,
             tokens,
+            tls,
             rpc_timeout,
             body_limit: DEFAULT_BODY_LIMIT,
         })
@@ -144,13 +158,23 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_needs_a_token() {
+    fn non_loopback_needs_tls_and_a_token() {
         let e = cfg(&[("TELEGEN_API_LISTEN", "0.0.0.0:8080")]).unwrap_err();
         assert_eq!(e.var, "TELEGEN_API_LISTEN");
-        assert!(e.msg.contains("TELEGEN_API_TOKEN"));
-        let c = cfg(&[
+        assert!(e.msg.contains("TELEGEN_API_TOKEN") && e.msg.ends_with("missing: TLS and tokens"));
+        let wide = [
             ("TELEGEN_API_LISTEN", "0.0.0.0:8080"),
             ("TELEGEN_API_TOKEN", "0123456789abcdef"),
+        ];
+        let e = cfg(&wide).unwrap_err();
+        assert!(e.msg.ends_with("missing: TLS"), "{}", e.msg);
+        let e = cfg(&[("TELEGEN_API_TLS_CERT", "/c")]).unwrap_err();
+        assert_eq!(e.var, "TELEGEN_API_TLS_KEY");
+        let c = cfg(&[
+            wide[0],
+            wide[1],
+            ("TELEGEN_API_TLS_CERT", "/etc/telegen/api.pem"),
+            ("TELEGEN_API_TLS_KEY", "/etc/telegen/api.key"),
         ])
         .unwrap();
         assert!(!c.tokens.is_empty());

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod query;
+pub mod tls;
 pub mod tokens;
 
 use std::{sync::Arc, time::Duration};
@@ -75,8 +76,12 @@ pub async fn serve(
         listen = %listener.local_addr()?,
         probe = %cfg.probe,
         auth = ?cfg.tokens,
+        tls = cfg.tls.is_some(),
         "serving the REST API"
     );
+    if let Some(files) = cfg.tls.clone() {
+        return tls::serve(listener, app, files, shutdown).await;
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
