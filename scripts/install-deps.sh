@@ -84,8 +84,11 @@ for pkg in "${ORDER[@]}"; do
 done
 
 need_grpcurl=0
-if ! have grpcurl; then
-	need_grpcurl=1
+have grpcurl || need_grpcurl=1
+# The Python example client (proto/examples/python) and its test: grpcio.
+need_grpcio=0
+python3 -c 'import grpc, grpc_tools' 2>/dev/null || need_grpcio=1
+if ((need_grpcurl || need_grpcio)); then
 	if ! python3 -m pip --version >/dev/null 2>&1; then
 		have python3 || missing+=(python3)
 		missing+=(python3-pip)
@@ -184,6 +187,13 @@ if ((need_grpcurl)); then
 	fi
 else
 	say "grpcurl: present"
+fi
+
+if ((need_grpcio)); then
+	say "installing grpcio and grpcio-tools (pip), for the Python example client"
+	pip_install grpcio grpcio-tools || die "pip install grpcio grpcio-tools failed"
+else
+	say "grpcio: present"
 fi
 
 # --- Rust components -------------------------------------------------------

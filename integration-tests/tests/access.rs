@@ -175,3 +175,76 @@ async fn tcp_is_loopback_only_under_the_allow_list_unless_mutual_tls() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// proto/examples/python/probe_client.py with `args`; (success, stdout,
+/// stderr).
+fn python(args: &[&str]) -> (bool, String, String) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../proto/examples/python/probe_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Python grpcio, the language of SONiC's own tools: the shipped example
+/// client drives a job over the unix socket (with its one setting,
+/// grpc.default_authority) and over the loopback TCP listener
+/// (TELEGEN_PROBE_LOCAL_TCP, grpcio's defaults), and counts real packets.
+#[tokio::test]
+async fn the_python_grpcio_example_works_over_the_socket_and_local_tcp() {
+    use telegen_integration_tests::{frames, netns::Veth, probe::Probe};
+    let (ns, peer) = (Netns::new("tgp").unwrap(), Netns::new("tgq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let port = free_port().unwrap();
+    let local = format!("127.0.0.1:{port}");
+    let probe = Probe::start(&ns, &[("TELEGEN_PROBE_LOCAL_TCP", &local)])
+        .await
+        .unwrap();
+    let unix = format!("unix:{}", probe.socket.display());
+    // The TCP listener is in the probe's namespace: reach it from there.
+    let in_ns = |args: &[&str]| {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../proto/examples/python/probe_client.py");
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", ns.path()))
+            .arg("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, out, err) = python(&["--target", &unix, "info"]);
+    assert!(
+        ok && out.starts_with("probe ") && out.ends_with("datapath true"),
+        "{out} {err}"
+    );
+    let (ok, out, err) = in_ns(&["--target", &local, "info"]);
+    assert!(ok && out.starts_with("probe "), "{out} {err}");
+
+    let (ok, job, err) = python(&["--target", &unix, "start", &veth.port, "--seconds", "60"]);
+    assert!(ok, "{err}");
+    poll("running", Duration::from_secs(20), || {
+        let r = python(&["--target", &unix, "status", &job]);
+        async move { (r.1 == "running").then_some(()) }
+    })
+    .await
+    .unwrap();
+    frames::send(&peer.path(), &veth.peer, &vec![frames::ipv4_udp(100); 5]).unwrap();
+    poll("5 packets over local TCP", Duration::from_secs(20), || {
+        let r = in_ns(&["--target", &local, "results", &job]);
+        async move { (r.1 == "packets 5 bytes 500").then_some(()) }
+    })
+    .await
+    .unwrap();
+    let (ok, out, _) = in_ns(&["--target", &local, "stop", &job]);
+    assert!(ok && out == "stopped", "{out}");
+    // The same rules over TCP: a policy refusal is an error, named.
+    let (ok, _, err) = python(&["--target", &unix, "start", "eth0"]);
+    assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
+}

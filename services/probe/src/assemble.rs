@@ -88,6 +88,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         socket_gid: cfg.socket_gid,
         allow: cfg.allow.clone(),
         tls: cfg.tls.clone(),
+        local_tcp: cfg.local_tcp,
     };
     let mgr = JobManager::new(cfg.job_settings(), datapath, ports).await;
     Ok(Probe { mgr, info, listen })

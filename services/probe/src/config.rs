@@ -45,6 +45,8 @@ pub struct Config {
     pub allow: Allow,
     /// TELEGEN_PROBE_TLS_*: mutual TLS for a TCP address.
     pub tls: Option<ProbeTls>,
+    /// TELEGEN_PROBE_LOCAL_TCP: loopback TCP beside the unix socket.
+    pub local_tcp: Option<std::net::SocketAddr>,
     /// Entries of each flows job's kernel LRU flow table:
     /// TELEGEN_FLOW_TABLE_SIZE, default 1024.
     pub flow_table_size: u32,
@@ -66,6 +68,7 @@ impl Config {
             .parse()
             .map_err(|e| err("TELEGEN_PROBE_ADDR", format!("{e}")))?;
         let tls = ProbeTls::from_vars(var, &listen)?;
+        let local_tcp = crate::rpc::tls::local_tcp(var("TELEGEN_PROBE_LOCAL_TCP"), &listen)?;
         let max_jobs = match var("TELEGEN_MAX_JOBS") {
             None => 2,
             Some(v) => v
@@ -148,6 +151,7 @@ impl Config {
         Ok(Config {
             allow,
             tls,
+            local_tcp,
             flow_table_size,
             flow_entries_max,
             socket_gid,

@@ -8,10 +8,13 @@ use anyhow::Context;
 use telegen_common::ProbeAddr;
 use telegen_proto::v1::probe_server::ProbeServer;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tracing::info;
 
+use super::access::Allow;
 use super::service::{ProbeInfo, ProbeService};
+use super::tls::ProbeTls;
 use crate::jobs::JobManager;
 
 /// Where and how to serve.
@@ -23,15 +26,21 @@ pub struct Listen {
     /// Who may call over the unix socket (TELEGEN_PROBE_ALLOW).
     pub allow: super::access::Allow,
     /// Mutual TLS on a TCP address.
-    pub tls: Option<super::tls::ProbeTls>,
+    pub tls: Option<ProbeTls>,
+    /// TELEGEN_PROBE_LOCAL_TCP: a loopback TCP listener beside the unix
+    /// socket, under the same allow-list, for gRPC clients that cannot use
+    /// a unix socket with their defaults (grpcio, grpc-java).
+    pub local_tcp: Option<std::net::SocketAddr>,
 }
 
-pub async fn serve(
-    mgr: Arc<JobManager>,
-    info: ProbeInfo,
-    listen: Listen,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// The services, once per listener: health, reflection (v1 and v1alpha),
+/// and the Probe service behind the access check; TLS when given.
+async fn router(
+    mgr: &Arc<JobManager>,
+    info: &ProbeInfo,
+    allow: &Arc<Allow>,
+    tls: Option<&ProbeTls>,
+) -> anyhow::Result<Router> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ProbeServer<ProbeService>>()
@@ -45,23 +54,56 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let mut server = Server::builder();
-    if let Some(tls) = &listen.tls {
+    if let Some(tls) = tls {
         server = server
             .tls_config(tls.server_config()?)
             .context("setting up the probe's TLS")?;
     }
-    let router = server
+    let allow = Arc::clone(allow);
+    Ok(server
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ProbeServer::with_interceptor(
-            ProbeService::new(mgr, info),
-            {
-                let allow = Arc::new(listen.allow.clone());
-                move |req| super::access::check(&allow, req)
-            },
-        ));
+            ProbeService::new(Arc::clone(mgr), info.clone()),
+            move |req| super::access::check(&allow, req),
+        )))
+}
 
+pub async fn serve(
+    mgr: Arc<JobManager>,
+    info: ProbeInfo,
+    listen: Listen,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // One shutdown for every listener.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let allow = Arc::new(listen.allow.clone());
+    let local = match listen.local_tcp {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding TELEGEN_PROBE_LOCAL_TCP {addr}"))?;
+            info!(addr = %listener.local_addr()?, "serving gRPC on loopback TCP too (same allow-list)");
+            let router = router(&mgr, &info, &allow, None).await?;
+            let stop = until_stopped(stopped.clone());
+            Some(tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+                    .await
+            }))
+        }
+    };
+    let router = router(&mgr, &info, &allow, listen.tls.as_ref()).await?;
+    let shutdown = until_stopped(stopped);
     match &listen.addr {
         ProbeAddr::Unix(path) => {
             if let Some(dir) = path.parent() {
@@ -109,6 +151,9 @@ pub async fn serve(
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
                 .await?;
         }
+    }
+    if let Some(local) = local {
+        local.await??;
     }
     Ok(())
 }

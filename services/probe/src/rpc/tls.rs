@@ -74,6 +74,26 @@ impl ProbeTls {
     }
 }
 
+/// TELEGEN_PROBE_LOCAL_TCP: a loopback address served beside the unix
+/// socket (not with a TCP TELEGEN_PROBE_ADDR, which is one already).
+pub fn local_tcp(
+    v: Option<String>,
+    listen: &ProbeAddr,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    const VAR: &str = "TELEGEN_PROBE_LOCAL_TCP";
+    let Some(v) = v else { return Ok(None) };
+    let a: std::net::SocketAddr = v.trim().parse().map_err(|_| {
+        ConfigError::new(VAR, format!("{v:?} is not ip:port, e.g. 127.0.0.1:50051"))
+    })?;
+    if !a.ip().is_loopback() {
+        return Err(ConfigError::new(VAR, format!("{a} is not loopback")));
+    }
+    if matches!(listen, ProbeAddr::Tcp(_)) {
+        return Err(ConfigError::new(VAR, "TELEGEN_PROBE_ADDR is TCP already"));
+    }
+    Ok(Some(a))
+}
+
 /// The uid that owns the client end of a loopback TCP connection, from
 /// the kernel's socket table (/proc/net/tcp and tcp6, uid column): what
 /// SO_PEERCRED is to a unix socket. `local` is our end, `peer` theirs.
@@ -145,6 +165,13 @@ mod tests {
         assert_eq!(e.var, "TELEGEN_PROBE_TLS_CLIENT_CA");
         let unix = ProbeAddr::Unix("/run/x.sock".into());
         assert!(ProbeTls::from_vars(vars(&all), &unix).is_err());
+        let local = |v: &str, l: &ProbeAddr| local_tcp(Some(v.into()), l);
+        assert_eq!(
+            local("127.0.0.1:50051", &unix).unwrap(),
+            Some("127.0.0.1:50051".parse().unwrap())
+        );
+        assert!(local("0.0.0.0:1", &unix).is_err() && local("x", &unix).is_err());
+        assert!(local("127.0.0.1:1", &tcp("127.0.0.1:2")).is_err());
     }
 
     #[test]
