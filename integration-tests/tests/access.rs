@@ -176,16 +176,20 @@ async fn tcp_is_loopback_only_under_the_allow_list_unless_mutual_tls() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// proto/examples/python/probe_client.py with `args`; (success, stdout,
-/// stderr).
-fn python(args: &[&str]) -> (bool, String, String) {
+/// proto/examples/python/probe_client.py with `args`, in the namespace at
+/// `netns` when given; (success, stdout, stderr).
+fn python(netns: Option<&str>, args: &[&str]) -> (bool, String, String) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../proto/examples/python/probe_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={ns}")).arg("python3");
+            c
+        }
+        None => Command::new("python3"),
+    };
+    let out = cmd.arg(script).args(args).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
@@ -206,19 +210,9 @@ async fn the_python_grpcio_example_works_over_the_socket_and_local_tcp() {
         .unwrap();
     let unix = format!("unix:{}", probe.socket.display());
     // The TCP listener is in the probe's namespace: reach it from there.
-    let in_ns = |args: &[&str]| {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../proto/examples/python/probe_client.py");
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", ns.path()))
-            .arg("python3")
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
-        (out.status.success(), text(&out.stdout), text(&out.stderr))
-    };
+    let ns_path = ns.path();
+    let in_ns = |args: &[&str]| python(Some(&ns_path), args);
+    let python = |args: &[&str]| python(None, args);
     let (ok, out, err) = python(&["--target", &unix, "info"]);
     assert!(
         ok && out.starts_with("probe ") && out.ends_with("datapath true"),

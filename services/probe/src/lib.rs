@@ -13,6 +13,8 @@ pub mod jobs;
 pub mod kernel;
 pub mod mirror;
 pub mod rpc;
+#[cfg(test)]
+mod testutil;
 pub mod timefmt;
 
 // Paths the bench and the integration tests use.

@@ -197,6 +197,7 @@ fn glob(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::domain::validate::{self, StartRequest};
+    use crate::testutil::vars;
 
     fn spec(port: &str, mode: &str, duration: u32) -> StartSpec {
         let req = StartRequest {
@@ -207,14 +208,6 @@ mod tests {
             ..Default::default()
         };
         validate::start(&req, MirrorMode::Erspan).unwrap()
-    }
-
-    fn vars(kv: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: std::collections::HashMap<String, String> = kv
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn classes(cc: &ClassCounters) -> Vec<ClassCounts> {
     cc.iter().map(counts).collect()
 }
 
-impl FlowSource for maps::FlowTable {
+impl FlowSource for maps::flows::FlowTable {
     fn size(&self) -> u32 {
         self.size
     }
@@ -59,7 +59,7 @@ impl FlowSource for maps::FlowTable {
         self.kept_of
     }
     fn for_each(&self, f: &mut dyn FnMut(RawFlow)) {
-        maps::FlowTable::for_each(self, |k, v| f(records::raw_flow(k, v)));
+        maps::flows::FlowTable::for_each(self, |k, v| f(records::raw_flow(k, v)));
     }
 }
 

@@ -9,7 +9,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info};
 
-use super::{access, convert};
+use super::access;
+use super::convert;
 use crate::jobs::JobManager;
 
 /// What GetInfo reports besides the build: fixed at start-up.

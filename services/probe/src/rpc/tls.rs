@@ -135,14 +135,7 @@ fn parse_addr(s: &str) -> Option<std::net::SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(kv: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: std::collections::HashMap<String, String> = kv
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
+    use crate::testutil::vars;
 
     #[test]
     fn rules() {

@@ -1,10 +1,8 @@
 //! Typed access to the pinned maps: counters (read and zeroed by slot), the
 //! classifier's interface config, and the probe's own persisted state.
 
-mod flows;
+pub mod flows;
 pub mod layout;
-
-pub use flows::FlowTable;
 
 use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::Ebpf;
