@@ -1,6 +1,7 @@
 //! The probe's domain: what a job is, what a valid request looks like, and
 //! what results say. No I/O, no protobuf, no kernel layout.
 
+pub mod acl;
 pub mod filter;
 pub mod job;
 pub mod limits;
