@@ -62,7 +62,7 @@ fn orchestrator(redis_sock: String, stop: Arc<AtomicBool>, paused: Arc<AtomicBoo
     };
     while !stop.load(Ordering::Relaxed) {
         if !paused.load(Ordering::Relaxed) {
-            for key in cli(&["-n", "4", "keys", "MIRROR_SESSION|telegen-*"]).lines() {
+            for key in cli(&["-n", "4", "keys", "MIRROR_SESSION|tg-*"]).lines() {
                 if let Some(name) = key.strip_prefix("MIRROR_SESSION|") {
                     let state = format!("MIRROR_SESSION_TABLE|{name}");
                     cli(&["-n", "6", "hset", &state, "status", "active"]);

@@ -17,6 +17,11 @@ use telegen_integration_tests::{
 use telegen_proto::v1 as pb;
 use tonic::Code;
 
+/// The probe's name for a job's session (`tg-<uuid in base32>`).
+fn session(job_id: &str) -> String {
+    telegen_probe::mirror::sonic::session_name(job_id.parse().expect("a job id"))
+}
+
 const LOCAL: &str = "192.0.2.10";
 const REMOTE: &str = "192.0.2.100";
 
@@ -83,7 +88,7 @@ fn req(port: &str, direction: &str, duration_sec: u32) -> pb::StartJobRequest {
 
 /// The test as orchestration: wait for the probe's session, mark it active.
 async fn orchestrate(redis: &Redis, job_id: &str) -> Vec<(String, String)> {
-    let key = format!("MIRROR_SESSION|telegen-{job_id}");
+    let key = format!("MIRROR_SESSION|{}", session(job_id));
     let fields = poll(
         "the probe's CONFIG_DB session",
         Duration::from_secs(10),
@@ -98,7 +103,7 @@ async fn orchestrate(redis: &Redis, job_id: &str) -> Vec<(String, String)> {
         6,
         &[
             "hset",
-            &format!("MIRROR_SESSION_TABLE|telegen-{job_id}"),
+            &format!("MIRROR_SESSION_TABLE|{}", session(job_id)),
             "status",
             "active",
         ],
@@ -232,7 +237,7 @@ async fn sonic_session_never_active_fails_and_cleans_up() {
         .await
         .unwrap()
         .into_inner();
-    let key = format!("MIRROR_SESSION|telegen-{}", job.job_id);
+    let key = format!("MIRROR_SESSION|{}", session(&job.job_id));
     let job = probe.wait_status(&job.job_id, "failed").await.unwrap();
     assert!(
         job.error.starts_with("SONiC mirror session inactive:"),
@@ -394,7 +399,7 @@ async fn sonic_session_survives_a_probe_restart_and_is_deleted_at_stop() {
     probe.wait_status(&job.job_id, "running").await.unwrap();
     probe.kill_process();
     probe.spawn(&[]).await.unwrap();
-    let key = format!("MIRROR_SESSION|telegen-{}", job.job_id);
+    let key = format!("MIRROR_SESSION|{}", session(&job.job_id));
     assert!(
         !redis.hgetall(4, &key).is_empty(),
         "kept across the restart"
@@ -490,18 +495,28 @@ async fn a_starting_jobs_filter_survives_a_probe_restart() {
 }
 
 /// At start-up the probe deletes the sessions named like its own
-/// (`MIRROR_SESSION|telegen-<uuid>`) that no job of its owns: left by a
+/// (`MIRROR_SESSION|tg-<uuid in base32>`, and older probes'
+/// `MIRROR_SESSION|telegen-<uuid>`) that no job of its owns: left by a
 /// probe that lost its records (here: a fresh pin directory). The
 /// operator's sessions, and keys merely resembling ours, stay.
 #[tokio::test]
 async fn orphaned_telegen_sessions_are_swept_at_start_up() {
     let redis = Redis::start().await;
     let operator = seed_operator_session(&redis);
-    let orphan = format!("MIRROR_SESSION|telegen-{}", uuid::Uuid::new_v4());
-    redis.cli(
-        4,
-        &["hset", &orphan, "type", "ERSPAN", "src_port", "Ethernet0"],
-    );
+    let orphans = [
+        format!(
+            "MIRROR_SESSION|{}",
+            session(&uuid::Uuid::new_v4().to_string())
+        ),
+        format!("MIRROR_SESSION|telegen-{}", uuid::Uuid::new_v4()),
+    ];
+    for orphan in &orphans {
+        redis.cli(
+            4,
+            &["hset", orphan, "type", "ERSPAN", "src_port", "Ethernet0"],
+        );
+    }
+    redis.cli(4, &["hset", "MIRROR_SESSION|tg-notours", "type", "ERSPAN"]);
     redis.cli(
         4,
         &[
@@ -514,20 +529,23 @@ async fn orphaned_telegen_sessions_are_swept_at_start_up() {
     let (ns, _peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
     let _probe = sonic_probe(&ns, &redis, &[]).await;
     poll(
-        "the orphaned session to go",
+        "the orphaned sessions to go",
         Duration::from_secs(20),
         || {
-            let gone = redis.keys(4, &orphan).is_empty();
+            let gone = orphans.iter().all(|o| redis.keys(4, o).is_empty());
             async move { gone.then_some(()) }
         },
     )
     .await
     .unwrap();
+    let mut left = redis.keys(4, "MIRROR_SESSION|*");
+    left.sort();
     assert_eq!(
-        redis.keys(4, "MIRROR_SESSION|*"),
+        left,
         vec![
             "MIRROR_SESSION|operator-1".to_string(),
-            "MIRROR_SESSION|telegen-not-a-uuid".to_string()
+            "MIRROR_SESSION|telegen-not-a-uuid".to_string(),
+            "MIRROR_SESSION|tg-notours".to_string(),
         ]
     );
     assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);

@@ -70,9 +70,62 @@ pub fn session_fields(s: &SessionSpec) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The session name of a job.
+/// The session name of a job: `tg-` and the job's UUID in base32 (26
+/// lowercase characters), 29 in all: within SONiC's YANG limit for session
+/// names (`[a-zA-Z0-9]{1}([-a-zA-Z0-9_]{0,31})`, sonic-buildimage
+/// sonic-mirror-session.yang), which a YANG-validating config path
+/// enforces. Probes before it wrote `telegen-<uuid>` (44 characters): still
+/// recognised, so that their sessions are found and swept.
 pub fn session_name(job: Uuid) -> String {
-    format!("telegen-{job}")
+    format!("{SESSION_PREFIX}{}", base32(job.as_bytes()))
+}
+
+const SESSION_PREFIX: &str = "tg-";
+const LEGACY_PREFIX: &str = "telegen-";
+const B32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// RFC 4648 base32, lowercase, no padding.
+fn base32(bytes: &[u8]) -> String {
+    let (mut out, mut acc, mut bits) = (String::new(), 0u32, 0);
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(B32[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(B32[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+fn unbase32(s: &str) -> Option<Vec<u8>> {
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes() {
+        let v = B32.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The job a session name of ours names (either form); None for any other
+/// name, which is never touched.
+pub fn job_of_session(name: &str) -> Option<Uuid> {
+    if let Some(b32) = name.strip_prefix(SESSION_PREFIX) {
+        let bytes = unbase32(b32).filter(|_| b32.len() == 26)?;
+        let id = Uuid::from_slice(&bytes).ok()?;
+        return (session_name(id) == name).then_some(id);
+    }
+    Uuid::parse_str(name.strip_prefix(LEGACY_PREFIX)?)
+        .ok()
+        .filter(|id| name == format!("{LEGACY_PREFIX}{id}"))
 }
 
 pub struct Sonic {
@@ -178,13 +231,20 @@ impl Sonic {
     /// active.
     pub async fn wait_active(&self, job: Uuid) -> Result<(), SonicError> {
         let key = format!("MIRROR_SESSION_TABLE|{}", session_name(job));
+        // A start an older probe wrote under its name, adopted mid-wait.
+        let legacy = format!("MIRROR_SESSION_TABLE|{LEGACY_PREFIX}{job}");
         let d = &self.settings.state_db;
         let start = tokio::time::Instant::now();
         let deadline = start + self.settings.wait;
         loop {
-            let status: Option<String> = self
+            let mut status: Option<String> = self
                 .query(d, redis::cmd("HGET").arg(&key).arg("status"))
                 .await?;
+            if status.is_none() {
+                status = self
+                    .query(d, redis::cmd("HGET").arg(&legacy).arg("status"))
+                    .await?;
+            }
             if status.as_deref() == Some("active") {
                 return Ok(());
             }
@@ -199,43 +259,82 @@ impl Sonic {
         }
     }
 
-    /// Delete the job's session from CONFIG_DB (true: it was there).
+    /// Delete the job's session from CONFIG_DB, under either name (true:
+    /// it was there).
     pub async fn delete(&self, job: Uuid) -> Result<bool, SonicError> {
         let key = format!("MIRROR_SESSION|{}", session_name(job));
+        let legacy = format!("MIRROR_SESSION|{LEGACY_PREFIX}{job}");
         let n: i64 = self
-            .query(&self.settings.config_db, redis::cmd("DEL").arg(&key))
+            .query(
+                &self.settings.config_db,
+                redis::cmd("DEL").arg(&key).arg(&legacy),
+            )
             .await?;
         Ok(n > 0)
     }
 
-    /// The job ids of every session in CONFIG_DB named like ours
-    /// (`MIRROR_SESSION|telegen-<uuid>`); other names are never touched.
+    /// The job ids of every session in CONFIG_DB named like ours (either
+    /// form); other names are never touched.
     pub async fn sessions(&self) -> Result<Vec<Uuid>, SonicError> {
-        let prefix = format!("MIRROR_SESSION|{}", session_name(Uuid::nil()));
-        let prefix = &prefix[..prefix.len() - Uuid::nil().to_string().len()];
-        let (mut cursor, mut ids) = (0u64, Vec::new());
-        // SCAN, not KEYS: CONFIG_DB on a switch is large and shared.
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .query(
-                    &self.settings.config_db,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(format!("{prefix}*"))
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            ids.extend(
-                keys.iter()
-                    .filter_map(|k| k.strip_prefix(prefix))
-                    .filter_map(|id| Uuid::parse_str(id).ok()),
-            );
-            if next == 0 {
-                return Ok(ids);
+        let mut ids = Vec::new();
+        for prefix in [SESSION_PREFIX, LEGACY_PREFIX] {
+            let (mut cursor, pattern) = (0u64, format!("MIRROR_SESSION|{prefix}*"));
+            // SCAN, not KEYS: CONFIG_DB on a switch is large and shared.
+            loop {
+                let (next, keys): (u64, Vec<String>) = self
+                    .query(
+                        &self.settings.config_db,
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000),
+                    )
+                    .await?;
+                ids.extend(
+                    keys.iter()
+                        .filter_map(|k| k.strip_prefix("MIRROR_SESSION|"))
+                        .filter_map(job_of_session),
+                );
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_fit_sonic_and_name_their_job() {
+        let id: Uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".parse().unwrap();
+        let name = session_name(id);
+        // RFC 4648 base32 (python3: base64.b32encode(uuid.bytes).lower()).
+        assert_eq!(name, "tg-b4pc2pclljuxrb4wuw2mhuxb6a");
+        // sonic-mirror-session.yang: [a-zA-Z0-9]{1}([-a-zA-Z0-9_]{0,31})
+        assert!(name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert_eq!(job_of_session(&name), Some(id));
+        assert_eq!(job_of_session(&format!("telegen-{id}")), Some(id));
+        for other in [
+            "EVERFLOW",
+            "tg-",
+            "tg-b4pc2phllju7rb4wuw2mhuxb6",
+            "tg-b4pc2phllju7rb4wuw2mhuxb6a0",
+            "tg-B4PC2PHLLJU7RB4WUW2MHUXB6A",
+            "telegen-not-a-uuid",
+            "telegen-0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        ] {
+            assert_eq!(job_of_session(other), None, "{other}");
+        }
+        for _ in 0..100 {
+            let id = Uuid::new_v4();
+            assert_eq!(job_of_session(&session_name(id)), Some(id));
         }
     }
 }
