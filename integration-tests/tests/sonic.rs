@@ -550,3 +550,115 @@ async fn orphaned_telegen_sessions_are_swept_at_start_up() {
     );
     assert_eq!(redis.hgetall(4, "MIRROR_SESSION|operator-1"), operator);
 }
+
+/// What ACL mirroring (issue 17) reads of a switch, from a real redis laid
+/// out as SONiC's orchagent and `config` write it: the capabilities (in
+/// STATE_DB's 202111+ place, and in the older one) and CONFIG_DB's ACL
+/// tables; a plan then names the operator's EVERFLOW, which holds the one
+/// MIRROR table allowed at ingress.
+#[tokio::test]
+async fn acl_capabilities_and_tables_are_read_as_sonic_writes_them() {
+    use telegen_probe::domain::acl::{self, Platform};
+    use telegen_probe::mirror::sonic::{Sonic, SonicSettings};
+    let redis = Redis::start().await;
+    let url = redis.url();
+    let settings =
+        SonicSettings::from_vars(|k| (k == "TELEGEN_REDIS").then(|| url.clone())).unwrap();
+    let sonic = Sonic { settings };
+    let none = Platform {
+        mirror_v6: false,
+        egress_mirror: false,
+    };
+    assert_eq!(
+        sonic.acl_platform().await.unwrap(),
+        none,
+        "nothing reported"
+    );
+    // Before 202111: the action lists in SWITCH_CAPABILITY|switch.
+    redis.cli(
+        6,
+        &[
+            "hset",
+            "SWITCH_CAPABILITY|switch",
+            "MIRROR",
+            "true",
+            "MIRRORV6",
+            "false",
+            "ACL_ACTIONS|EGRESS",
+            "PACKET_ACTION,MIRROR_EGRESS_ACTION",
+        ],
+    );
+    let p = sonic.acl_platform().await.unwrap();
+    assert_eq!((p.mirror_v6, p.egress_mirror), (false, true));
+    // From 202111: ACL_STAGE_CAPABILITY_TABLE decides.
+    redis.cli(6, &["hset", "SWITCH_CAPABILITY|switch", "MIRRORV6", "true"]);
+    redis.cli(
+        6,
+        &[
+            "hset",
+            "ACL_STAGE_CAPABILITY_TABLE|EGRESS",
+            "action_list",
+            "PACKET_ACTION",
+            "is_action_list_mandatory",
+            "false",
+        ],
+    );
+    let p = sonic.acl_platform().await.unwrap();
+    assert_eq!((p.mirror_v6, p.egress_mirror), (true, false));
+
+    redis.cli(
+        4,
+        &[
+            "hset",
+            "ACL_TABLE|EVERFLOW",
+            "type",
+            "MIRROR",
+            "policy_desc",
+            "EVERFLOW",
+            "ports@",
+            "Ethernet0,Ethernet4",
+            "stage",
+            "ingress",
+        ],
+    );
+    redis.cli(
+        4,
+        &[
+            "hset",
+            "ACL_TABLE|DATAACL",
+            "type",
+            "L3",
+            "policy_desc",
+            "DATAACL",
+            "ports@",
+            "PortChannel0001",
+        ],
+    );
+    let tables = sonic.acl_tables().await.unwrap();
+    let t = |n: &str, k: &str, s: &str| (n.to_string(), k.to_string(), s.to_string());
+    assert_eq!(
+        tables,
+        vec![
+            t("DATAACL", "L3", "ingress"),
+            t("EVERFLOW", "MIRROR", "ingress")
+        ]
+    );
+    let filter = telegen_probe::domain::filter::parse(&telegen_probe::domain::FilterSpec {
+        dscp: vec![46],
+        ..Default::default()
+    })
+    .unwrap();
+    let id = uuid::Uuid::new_v4();
+    let plan = acl::plan(
+        id,
+        "Ethernet16",
+        telegen_probe::domain::Direction::Ingress,
+        &filter,
+        "tg-x",
+        p,
+        acl::DEFAULT_MAX_RULES,
+    )
+    .unwrap();
+    let why = acl::conflict(&plan, &tables).expect("EVERFLOW is in the way");
+    assert!(why.0.ends_with("it is EVERFLOW"), "{}", why.0);
+}
