@@ -662,3 +662,149 @@ async fn acl_capabilities_and_tables_are_read_as_sonic_writes_them() {
     let why = acl::conflict(&plan, &tables).expect("EVERFLOW is in the way");
     assert!(why.0.ends_with("it is EVERFLOW"), "{}", why.0);
 }
+
+/// A job's ACL tables and rules in a real redis: written with exactly the
+/// keys and fields SONiC's tools write, waited for as orchagent reports
+/// them (or told apart when the release does not), found by the sweep,
+/// and deleted, ours only: the operator's EVERFLOW rules stay.
+#[tokio::test]
+async fn acl_tables_and_rules_are_written_waited_for_and_deleted_ours_only() {
+    use telegen_probe::domain::acl::{self, Platform};
+    use telegen_probe::mirror::sonic::{AclStatus, Sonic, SonicSettings};
+    let redis = Redis::start().await;
+    let url = redis.url();
+    let settings = SonicSettings::from_vars(|k| match k {
+        "TELEGEN_REDIS" => Some(url.clone()),
+        "TELEGEN_SONIC_WAIT_SEC" => Some("1".into()),
+        _ => None,
+    })
+    .unwrap();
+    let sonic = Sonic { settings };
+    redis.cli(
+        4,
+        &[
+            "hset",
+            "ACL_TABLE|EVERFLOW_EGRESS",
+            "type",
+            "MIRROR",
+            "stage",
+            "egress",
+        ],
+    );
+    redis.cli(
+        4,
+        &[
+            "hset",
+            "ACL_RULE|EVERFLOW_EGRESS|RULE_1",
+            "PRIORITY",
+            "9999",
+            "DSCP",
+            "8",
+            "MIRROR_EGRESS_ACTION",
+            "operator-1",
+        ],
+    );
+    let filter = telegen_probe::domain::filter::parse(&telegen_probe::domain::FilterSpec {
+        dscp: vec![46],
+        dst_cidr: vec!["192.0.2.0/24".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let id = uuid::Uuid::new_v4();
+    let all = Platform {
+        mirror_v6: true,
+        egress_mirror: true,
+    };
+    let plan = acl::plan(
+        id,
+        "Ethernet16",
+        telegen_probe::domain::Direction::Ingress,
+        &filter,
+        "tg-session",
+        all,
+        acl::DEFAULT_MAX_RULES,
+    )
+    .unwrap();
+    sonic.write_acl(id, &plan).await.unwrap();
+    let table = format!("TELEGEN_{}_IN", id.simple());
+    let mut fields = redis.hgetall(4, &format!("ACL_TABLE|{table}"));
+    fields.sort();
+    let f = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        fields,
+        vec![
+            f("policy_desc", &format!("telegen-sonic job {id}")),
+            f("ports@", "Ethernet16"),
+            f("stage", "ingress"),
+            f("type", "MIRROR"),
+        ]
+    );
+    let mut rule = redis.hgetall(4, &format!("ACL_RULE|{table}|RULE_1"));
+    rule.sort();
+    assert_eq!(
+        rule,
+        vec![
+            f("DSCP", "46"),
+            f("DST_IP", "192.0.2.0/24"),
+            f("MIRROR_INGRESS_ACTION", "tg-session"),
+            f("PRIORITY", "10000"),
+        ]
+    );
+    assert_eq!(
+        redis.keys(4, "ACL_*TELEGEN_*").len(),
+        2,
+        "one table, one rule: v4 only"
+    );
+    assert_eq!(sonic.acl_jobs().await.unwrap(), vec![id]);
+
+    // Orchagent says nothing (a release before 202211): told apart.
+    assert_eq!(sonic.wait_acl(&plan).await.unwrap(), AclStatus::NotReported);
+    // It reports ours inactive: an error naming the key.
+    redis.cli(
+        6,
+        &[
+            "hset",
+            &format!("ACL_TABLE_TABLE|{table}"),
+            "status",
+            "Inactive",
+        ],
+    );
+    let e = sonic.wait_acl(&plan).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("ACL_TABLE_TABLE|{table}")) && e.contains("Inactive"),
+        "{e}"
+    );
+    // Active, table and rule.
+    redis.cli(
+        6,
+        &[
+            "hset",
+            &format!("ACL_TABLE_TABLE|{table}"),
+            "status",
+            "Active",
+        ],
+    );
+    redis.cli(
+        6,
+        &[
+            "hset",
+            &format!("ACL_RULE_TABLE|{table}|RULE_1"),
+            "status",
+            "Active",
+        ],
+    );
+    assert_eq!(sonic.wait_acl(&plan).await.unwrap(), AclStatus::Active);
+
+    assert!(sonic.delete_acl(id).await.unwrap());
+    assert!(!sonic.delete_acl(id).await.unwrap(), "idempotent");
+    let mut left = redis.keys(4, "ACL_*");
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            "ACL_RULE|EVERFLOW_EGRESS|RULE_1".to_string(),
+            "ACL_TABLE|EVERFLOW_EGRESS".to_string(),
+        ]
+    );
+    assert!(sonic.acl_jobs().await.unwrap().is_empty());
+}

@@ -135,6 +135,19 @@ pub fn table_name(id: Uuid, stage: Stage, kind: TableType) -> String {
     format!("TELEGEN_{}_{stage}{family}", id.simple())
 }
 
+/// The job a table name of ours names (`TELEGEN_<32 hex>_...`); None for
+/// any other table, which is never touched.
+pub fn job_of_table(name: &str) -> Option<Uuid> {
+    let rest = name.strip_prefix("TELEGEN_")?;
+    let (hex, tail) = (rest.get(..32)?, rest.get(32..)?);
+    let id = Uuid::try_parse(hex).ok()?;
+    [Stage::Ingress, Stage::Egress]
+        .iter()
+        .flat_map(|s| [TableType::Mirror, TableType::MirrorV6].map(|k| table_name(id, *s, k)))
+        .any(|n| n == name && tail.starts_with('_'))
+        .then_some(id)
+}
+
 /// The tables and rules that mirror, on `port` in `direction`, only what
 /// `filter` selects, to `session`; or why the whole port must be mirrored.
 pub fn plan(

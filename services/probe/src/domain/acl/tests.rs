@@ -206,3 +206,22 @@ fn another_mirror_table_at_the_stage_is_in_the_way() {
     ];
     assert_eq!(conflict(&p, &fine), None);
 }
+
+#[test]
+fn table_names_carry_the_job() {
+    for stage in [Stage::Ingress, Stage::Egress] {
+        for kind in [TableType::Mirror, TableType::MirrorV6] {
+            let n = table_name(id(), stage, kind);
+            assert_eq!(job_of_table(&n), Some(id()), "{n}");
+        }
+    }
+    for other in [
+        "EVERFLOW",
+        "TELEGEN_",
+        "TELEGEN_0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        "TELEGEN_0f1e2d3c4b5a69788796a5b4c3d2e1f0_X",
+        "TELEGEN_0F1E2D3C4B5A69788796A5B4C3D2E1F0_IN",
+    ] {
+        assert_eq!(job_of_table(other), None, "{other}");
+    }
+}

@@ -19,6 +19,7 @@
 //! hanging a StartJob.
 
 mod acl;
+pub use acl::AclStatus;
 mod settings;
 
 use std::time::Duration;
