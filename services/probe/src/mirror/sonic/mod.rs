@@ -18,8 +18,7 @@
 //! a redis that is down or slow fails the call (UNAVAILABLE) instead of
 //! hanging a StartJob.
 
-mod acl;
-pub use acl::AclStatus;
+pub mod acl;
 mod settings;
 
 use std::time::Duration;
