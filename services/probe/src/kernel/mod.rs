@@ -4,9 +4,11 @@
 
 pub mod attach;
 pub mod datapath;
+pub mod error;
 pub mod info;
 pub mod maps;
 pub mod netlink;
+mod pins;
 mod reconcile;
 pub mod records;
 pub mod rlimit;

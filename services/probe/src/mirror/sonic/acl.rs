@@ -59,25 +59,7 @@ impl Sonic {
     /// `ingress` when unset (the YANG model's default).
     pub async fn acl_tables(&self) -> Result<Vec<(String, String, String)>, SonicError> {
         let d = &self.settings.config_db;
-        let (mut cursor, mut names) = (0u64, Vec::new());
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .query(
-                    d,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg("ACL_TABLE|*")
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            names.extend(keys);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let mut names = self.scan(d, "ACL_TABLE|*").await?;
         names.sort();
         let mut tables = Vec::new();
         for key in names {
@@ -123,28 +105,6 @@ impl Sonic {
             cmd.arg(*f).arg(v);
         }
         self.query::<i64>(d, &cmd).await.map(|_| ())
-    }
-
-    async fn scan(&self, d: &DbAddr, pattern: &str) -> Result<Vec<String>, SonicError> {
-        let (mut cursor, mut keys) = (0u64, Vec::new());
-        loop {
-            let (next, batch): (u64, Vec<String>) = self
-                .query(
-                    d,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            keys.extend(batch);
-            if next == 0 {
-                return Ok(keys);
-            }
-            cursor = next;
-        }
     }
 
     /// Delete the job's rules, then its tables (true: there were some).

@@ -206,6 +206,30 @@ impl Sonic {
         }
     }
 
+    /// The keys matching `pattern`: SCAN, not KEYS (CONFIG_DB on a switch
+    /// is large and shared).
+    async fn scan(&self, d: &DbAddr, pattern: &str) -> Result<Vec<String>, SonicError> {
+        let (mut cursor, mut keys) = (0u64, Vec::new());
+        loop {
+            let (next, batch): (u64, Vec<String>) = self
+                .query(
+                    d,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
     /// Write the job's session to CONFIG_DB. A key that exists already is
     /// refused (never overwritten). When the write itself fails, a best
     /// effort delete follows (the write may have landed before a timeout).
@@ -279,30 +303,17 @@ impl Sonic {
     pub async fn sessions(&self) -> Result<Vec<Uuid>, SonicError> {
         let mut ids = Vec::new();
         for prefix in [SESSION_PREFIX, LEGACY_PREFIX] {
-            let (mut cursor, pattern) = (0u64, format!("MIRROR_SESSION|{prefix}*"));
-            // SCAN, not KEYS: CONFIG_DB on a switch is large and shared.
-            loop {
-                let (next, keys): (u64, Vec<String>) = self
-                    .query(
-                        &self.settings.config_db,
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000),
-                    )
-                    .await?;
-                ids.extend(
-                    keys.iter()
-                        .filter_map(|k| k.strip_prefix("MIRROR_SESSION|"))
-                        .filter_map(job_of_session),
-                );
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            let keys = self
+                .scan(
+                    &self.settings.config_db,
+                    &format!("MIRROR_SESSION|{prefix}*"),
+                )
+                .await?;
+            ids.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix("MIRROR_SESSION|"))
+                    .filter_map(job_of_session),
+            );
         }
         Ok(ids)
     }
