@@ -147,8 +147,12 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 			count_error(ERR_FILTER_LOOKUP);
 			continue;
 		}
-		if (f->flags & F_MATCH && !filter_match(f, x))
+		if (f->flags & F_MATCH && !filter_match(f, x)) {
+			__u64 *rej = bpf_map_lookup_elem(&job_rejected_percpu, &slot);
+			if (rej)
+				*rej += 1;
 			continue;
+		}
 		bump_job(slot, v.cls, len, bucket);
 		int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
 		if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks)

@@ -89,6 +89,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } job_aux_percpu SEC(".maps");
 
+/* Per job, per CPU: the packets that reached the job's hook and its filter
+ * rejected. For a job whose filter the switch applies too (ACL mirroring),
+ * the measure of how far the ASIC and the kernel disagree. A map of its own
+ * so that job_aux keeps the layout earlier probes pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} job_rejected_percpu SEC(".maps");
+
 /* The template of the per-job flow tables. The probe creates one LRU table
  * per flows job, sized by TELEGEN_FLOW_TABLE_SIZE (the kernel does not
  * compare max_entries of hash inner maps), and keeps it here by job slot:
@@ -161,5 +173,13 @@ struct {
 	__type(value, struct job_rec);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jobs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, struct job_note);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} job_notes SEC(".maps");
 
 #endif

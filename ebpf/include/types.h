@@ -219,7 +219,7 @@ struct job_rec {
 	__u8 otlp_export;
 	__u8 result_detail; /* 0 summary, 1 flows */
 	__u8 ending;      /* a stopping job's final state (a state code; 0: stopped) */
-	__u8 pad;
+	__u8 mirror_scope; /* sonic jobs: 1 acl (the switch selects), 2 port; 0 otherwise */
 	__u32 duration_sec;
 	__u32 sample_rate;
 	__u32 pad2;
@@ -229,6 +229,13 @@ struct job_rec {
 	__u64 stopped_unix_ns;
 	char error[160];
 	char fallback[160];
+};
+
+/* Why a job's mirror has the scope it has (job_rec.mirror_scope), and
+ * whatever else the probe notes about a job in prose. Probe-only; a map of
+ * its own so that job_rec keeps the layout earlier probes pinned. */
+struct job_note {
+	char scope_reason[192];
 };
 
 #endif

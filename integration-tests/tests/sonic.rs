@@ -669,8 +669,9 @@ async fn acl_capabilities_and_tables_are_read_as_sonic_writes_them() {
 /// and deleted, ours only: the operator's EVERFLOW rules stay.
 #[tokio::test]
 async fn acl_tables_and_rules_are_written_waited_for_and_deleted_ours_only() {
+    use telegen_probe::domain::acl::AclStatus;
     use telegen_probe::domain::acl::{self, Platform};
-    use telegen_probe::mirror::sonic::{acl::AclStatus, Sonic, SonicSettings};
+    use telegen_probe::mirror::sonic::{Sonic, SonicSettings};
     let redis = Redis::start().await;
     let url = redis.url();
     let settings = SonicSettings::from_vars(|k| match k {

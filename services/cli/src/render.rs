@@ -141,7 +141,7 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         Some(0) | None => DASH.to_string(),
         Some(n) => n.to_string(),
     };
-    let rows: [(&str, String); 18] = [
+    let rows: [(&str, String); 20] = [
         ("job_id", or_dash(&j.job_id).into()),
         ("status", or_dash(&j.status).into()),
         ("port", or_dash(&j.port).into()),
@@ -150,6 +150,11 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         ("interface", or_dash(&j.interface).into()),
         ("mirror_mode", or_dash(&j.mirror_mode).into()),
         ("fallback_reason", or_dash(&j.fallback_reason).into()),
+        ("mirror_scope", or_dash(&j.mirror_scope).into()),
+        (
+            "mirror_scope_reason",
+            or_dash(&j.mirror_scope_reason).into(),
+        ),
         ("attach_mode", or_dash(&j.attach_mode).into()),
         ("duration_sec", duration),
         ("sample_rate", num(j.sample_rate)),
@@ -294,6 +299,12 @@ pub fn results(out: &mut impl Write, r: &Results) -> io::Result<()> {
     }
     if let Some(s) = &r.flow_stats {
         writeln!(out, "{}", flow_stats_line(s))?;
+    }
+    if let Some(n) = r.filter_rejected {
+        writeln!(
+            out,
+            "filter_rejected: {n} packets on the hook did not match the filters"
+        )?;
     }
 
     let errors: Vec<_> = r.errors.iter().filter(|(_, n)| **n > 0).collect();

@@ -54,6 +54,10 @@ pub struct Config {
     /// (kernel memory, ~100 bytes an entry): TELEGEN_FLOW_ENTRIES_MAX,
     /// default 1048576.
     pub flow_entries_max: u64,
+    /// The most ACL rules a sonic job's filter may expand to before the job
+    /// mirrors its whole port instead: TELEGEN_ACL_MAX_RULES, default 64
+    /// (0: never use ACL mirroring).
+    pub acl_max_rules: usize,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -148,7 +152,21 @@ impl Config {
                     )
                 })?,
         };
+        let acl_max_rules = match var("TELEGEN_ACL_MAX_RULES") {
+            None => crate::domain::acl::DEFAULT_MAX_RULES,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 1024)
+                .ok_or_else(|| {
+                    err(
+                        "TELEGEN_ACL_MAX_RULES",
+                        format!("{v:?} is not a number from 0 to 1024"),
+                    )
+                })?,
+        };
         Ok(Config {
+            acl_max_rules,
             allow,
             tls,
             local_tcp,
@@ -189,6 +207,7 @@ impl Config {
             session_ttl: if e.ttl == 0 { 255 } else { e.ttl },
             flow_table_size: self.flow_table_size,
             flow_entries_max: self.flow_entries_max,
+            acl_max_rules: self.acl_max_rules,
             otlp_endpoint: self.otlp_endpoint.clone(),
         }
     }

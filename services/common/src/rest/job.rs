@@ -149,6 +149,17 @@ pub struct Job {
     /// then the job ends. Omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
+    /// Mirror mode sonic: what the switch's session copies. `acl`: ACL
+    /// rules in the switch select the job's filter; `port`: the whole port
+    /// is mirrored and the kernel filter selects. Omitted for other modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::MirrorScope>))]
+    pub mirror_scope: Option<String>,
+    /// Why the scope is `port` (no filter, too many rules, a field or
+    /// stage the switch cannot match, another mirror ACL table in the way);
+    /// for `acl`, what is not confirmed. Omitted when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_scope_reason: Option<String>,
 }
 
 /// The filters a job applies, in the shape of the start request's `filters`

@@ -53,6 +53,8 @@ pub const STATUSES: [&str; 6] = [
 ];
 /// How a job's counter is attached.
 pub const ATTACH_MODES: [&str; 2] = ["tcx", "tc"];
+/// What a sonic job's mirror session copies.
+pub const MIRROR_SCOPES: [&str; 2] = ["acl", "port"];
 /// Protocol names a filter takes (any case), besides numbers 0 to
 /// [`MAX_IP_PROTO`]; icmpv6 and ipv6-icmp are icmp6.
 pub const PROTO_NAMES: [&str; 8] = [

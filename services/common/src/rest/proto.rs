@@ -108,6 +108,8 @@ impl From<pb::Job> for Job {
             filters: job_filters(j.filters),
             flow_table_size: Some(j.flow_table_size),
             pending: opt(j.pending),
+            mirror_scope: opt(j.mirror_scope),
+            mirror_scope_reason: opt(j.mirror_scope_reason),
         }
     }
 }
@@ -184,6 +186,7 @@ impl From<pb::Results> for Results {
                 endpoint: Some(otel.endpoint),
             }),
             flow_stats: r.flow_stats.map(FlowStats::from),
+            filter_rejected: r.filter_rejected,
         }
     }
 }

@@ -47,6 +47,11 @@ pub struct Results {
     /// The flow table's state (result_detail flows); omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_stats: Option<FlowStats>,
+    /// Jobs with filters: packets that reached the job's hook and its
+    /// filter rejected (with mirror_scope `acl`, how far the switch's match
+    /// and the kernel's disagree). Omitted for jobs without filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_rejected: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -155,6 +155,10 @@ named! {
     ResultDetail = one_of("summary (counters) or flows (counters and a flow table).", &RESULT_DETAILS);
     JobStatus = one_of("A job's state.", &STATUSES).examples(["starting"]);
     AttachMode = one_of("How the job's counter is attached: tcx, or tc (clsact).", &ATTACH_MODES);
+    MirrorScope = one_of(
+        "Mirror mode sonic: acl (ACL rules in the switch select the job's filter) or port (the whole port is mirrored, the kernel filter selects).",
+        &MIRROR_SCOPES,
+    );
     DurationSec = int(
         &format!(
             "Seconds until the job stops by itself (status expired), at most {MAX_DURATION_SEC}; \

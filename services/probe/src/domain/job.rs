@@ -14,6 +14,31 @@ pub fn hook_direction(mode: MirrorMode, direction: Direction) -> Direction {
     }
 }
 
+/// What a sonic job's mirror session copies (issue 17): only what the
+/// job's filter selects, by ACL rules in the switch, or the whole port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorScope {
+    /// The switch's ACL rules select; the note says what is known of their
+    /// state (empty when STATE_DB reported them active).
+    Acl(String),
+    /// The whole port is mirrored, and why.
+    Port(String),
+}
+
+impl MirrorScope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MirrorScope::Acl(_) => "acl",
+            MirrorScope::Port(_) => "port",
+        }
+    }
+    pub fn reason(&self) -> &str {
+        match self {
+            MirrorScope::Acl(r) | MirrorScope::Port(r) => r,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub slot: u32,
@@ -40,6 +65,8 @@ pub struct Job {
     pub error: Option<String>,
     /// Why the job runs in another mode than asked; None when it does not.
     pub fallback: Option<String>,
+    /// Sonic jobs: what the session copies; None for other modes.
+    pub mirror_scope: Option<MirrorScope>,
     /// Empty: the job counts everything.
     pub filter: JobFilter,
     /// Entries of the job's flow table (flows jobs), else 0.

@@ -11,7 +11,7 @@ pub mod results;
 pub mod validate;
 
 pub use filter::{FilterError, FilterSpec, JobFilter};
-pub use job::Job;
+pub use job::{Job, MirrorScope};
 pub use modes::{AttachMode, Direction, JobState, MirrorMode, DIR_NAMES};
 pub use results::{ClassCounts, Flow, FlowStats, Results, Snapshot};
 pub use validate::{InvalidInput, StartRequest, StartSpec};

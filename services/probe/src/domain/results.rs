@@ -87,6 +87,8 @@ pub struct Results {
     pub flow_stats: Option<FlowStats>,
     /// The per-job packet errors, by name.
     pub errors: Vec<(&'static str, u64)>,
+    /// Filtered jobs: the packets on the job's hook its filter rejected.
+    pub filter_rejected: Option<u64>,
     pub otlp_endpoint: String,
 }
 

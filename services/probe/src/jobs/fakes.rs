@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use super::ports::{
-    Clock, ErspanBackend, FlowSource, HookWant, Hooked, Interfaces, JobCounters, Kernel,
-    KernelCounters, KernelError, NetdevError, Ports, Provisioned, RawFlow, SessionError,
+    AclContext, Clock, ErspanBackend, FlowSource, HookWant, Hooked, Interfaces, JobCounters,
+    Kernel, KernelCounters, KernelError, NetdevError, Ports, Provisioned, RawFlow, SessionError,
     SessionSpec, SonicBackend,
 };
 use super::{DatapathStatus, JobManager, Settings};
+use crate::domain::acl::{AclPlan, AclStatus, Platform};
 use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode};
 
 /// A step of a port that can be made to fail.
@@ -27,11 +28,12 @@ pub enum Step {
     Ensure,
     Release,
     Create,
+    WriteAcl,
     WaitActive,
     Delete,
 }
 
-pub const ALL_STEPS: [Step; 9] = [
+pub const ALL_STEPS: [Step; 10] = [
     Step::Lookup,
     Step::Persist,
     Step::Prepare,
@@ -39,6 +41,7 @@ pub const ALL_STEPS: [Step; 9] = [
     Step::Ensure,
     Step::Release,
     Step::Create,
+    Step::WriteAcl,
     Step::WaitActive,
     Step::Delete,
 ];
@@ -55,6 +58,8 @@ pub struct World {
     pub hooks: BTreeMap<u32, HookWant>,
     /// SONiC sessions in CONFIG_DB, by job.
     pub sessions: BTreeSet<Uuid>,
+    /// Jobs with ACL tables and rules in CONFIG_DB (with their rule count).
+    pub acls: BTreeMap<Uuid, usize>,
     /// The erspan netdev exists (created by us).
     pub netdev: bool,
     /// Interfaces whose hook an operator removed (reconcile finds it lost).
@@ -280,26 +285,58 @@ impl SonicBackend for FakeSonic {
         self.0.done();
         Ok(())
     }
-    async fn wait_active(&self, _job: Uuid) -> Result<(), SessionError> {
+    async fn acl_context(&self) -> Result<AclContext, SessionError> {
+        if self.0.gate(Step::WriteAcl).await {
+            return Err(redis_down());
+        }
+        Ok(AclContext {
+            platform: Platform {
+                mirror_v6: true,
+                egress_mirror: true,
+            },
+            tables: Vec::new(),
+        })
+    }
+    async fn write_acl(&self, job: Uuid, plan: &AclPlan) -> Result<(), SessionError> {
+        if self.0.gate(Step::WriteAcl).await {
+            return Err(redis_down());
+        }
+        self.0.world().acls.insert(job, plan.rules.len());
+        self.0.done();
+        Ok(())
+    }
+    async fn wait_active(&self, _job: Uuid) -> Result<AclStatus, SessionError> {
         if self.0.gate(Step::WaitActive).await {
             return Err(SessionError::Inactive("injected: inactive".into()));
         }
         self.0.done();
-        Ok(())
+        Ok(AclStatus::Active)
     }
     async fn sessions(&self) -> Result<Vec<Uuid>, SessionError> {
         if self.0.fails(Step::Delete) {
             return Err(redis_down());
         }
-        Ok(self.0.world().sessions.iter().copied().collect())
+        let w = self.0.world();
+        let mut ids: BTreeSet<Uuid> = w.sessions.clone();
+        ids.extend(w.acls.keys());
+        Ok(ids.into_iter().collect())
     }
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
         if self.0.gate(Step::Delete).await {
             return Err(redis_down());
         }
+        // Rules and tables, then the session: a crash between leaves the
+        // session alone, as the real backend's order does.
+        let acl = self.0.world().acls.remove(&job).is_some();
+        if acl {
+            self.0.done();
+            if self.0.gate(Step::Delete).await {
+                return Err(redis_down());
+            }
+        }
         let had = self.0.world().sessions.remove(&job);
         self.0.done();
-        Ok(had)
+        Ok(had || acl)
     }
 }
 
@@ -331,6 +368,7 @@ pub fn settings() -> Settings {
         session_ttl: 255,
         flow_table_size: 1024,
         flow_entries_max: 2048,
+        acl_max_rules: 64,
         otlp_endpoint: "http://collector:4317".into(),
     }
 }
@@ -372,6 +410,7 @@ pub fn job_template() -> Job {
         stopped_ns: None,
         error: None,
         fallback: None,
+        mirror_scope: None,
         filter: JobFilter::default(),
         flow_table_size: 0,
         ending: None,

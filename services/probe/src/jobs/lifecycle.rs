@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use super::ports::SessionError;
 use super::{report, Inner, JobManager};
+use crate::domain::acl::{self, AclStatus};
 use crate::domain::validate::MAX_TOP_FLOWS;
-use crate::domain::{Job, JobState, MirrorMode};
+use crate::domain::{Job, JobState, MirrorMode, MirrorScope};
 
 impl JobManager {
     /// The kernel and netdev half of giving back what `job` held (under the
@@ -68,11 +69,11 @@ impl JobManager {
         }
         let session = if sonic_job {
             self.sonic.wait_active(id).await.map_err(|e| match e {
-                SessionError::Inactive(e) => format!("SONiC mirror session {e}"),
+                SessionError::Inactive(e) => format!("SONiC mirror session or ACL {e}"),
                 e => format!("waiting for the SONiC mirror session: {e}"),
             })
         } else {
-            Ok(())
+            Ok(AclStatus::Active)
         };
         let failure = {
             let mut inner = self.inner.lock().await;
@@ -84,6 +85,11 @@ impl JobManager {
             else {
                 return;
             };
+            if session == Ok(AclStatus::NotReported) {
+                if let Some(MirrorScope::Acl(note)) = &mut job.mirror_scope {
+                    *note = acl::NOT_REPORTED.into();
+                }
+            }
             let mut result = session.map(|_| None);
             if job.mirror_mode.attaches() && result.is_ok() {
                 if let Some(k) = inner.kernel.as_mut() {

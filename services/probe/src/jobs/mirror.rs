@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::ports::{NetdevError, SessionError, SessionSpec};
 use super::{Inner, JobError, JobManager};
-use crate::domain::{Direction, MirrorMode};
+use crate::domain::acl::{self, AclPlan, PortScope};
+use crate::domain::validate::StartSpec;
+use crate::domain::{Direction, MirrorMode, MirrorScope};
 
 /// The mode a job runs in and where it counts.
 pub(super) struct Resolved {
@@ -115,26 +117,85 @@ impl JobManager {
     }
 
     /// Mode `sonic`, first step, run without the job lock (redis may take
-    /// seconds): the job's SONiC mirror session (redis down: UNAVAILABLE,
-    /// nothing created). Returns whether it was written.
+    /// seconds): the job's SONiC mirror session and, when the switch can
+    /// carry the job's filter, the ACL tables and rules that feed it
+    /// (issue 17); else the session mirrors the whole port. Redis down:
+    /// UNAVAILABLE (what was written is the record's to give back). None
+    /// when nothing was written (placeholder).
     pub(super) async fn write_session(
         &self,
         id: Uuid,
-        port: &str,
-        direction: Direction,
-    ) -> Result<bool, JobError> {
+        spec: &StartSpec,
+    ) -> Result<Option<MirrorScope>, JobError> {
         let Some((local, remote)) = self.sonic_endpoints() else {
-            return Ok(false);
+            return Ok(None);
         };
-        let spec = self.session_spec(local, remote, port, direction);
-        match self.sonic.create(id, &spec).await {
-            Ok(()) => {
-                info!(job_id = %id, "wrote the SONiC mirror session");
-                Ok(true)
+        let unavailable = |e: SessionError| match e {
+            SessionError::Unavailable(e) => JobError::Unavailable(e),
+            e => JobError::Precondition(e.to_string()),
+        };
+        let plan = self.acl_plan(id, spec).await.map_err(unavailable)?;
+        let session = SessionSpec {
+            src_port: plan.is_err().then(|| {
+                (
+                    spec.port.clone(),
+                    match spec.direction {
+                        Direction::Ingress => "RX",
+                        Direction::Egress => "TX",
+                        Direction::Both => "BOTH",
+                    },
+                )
+            }),
+            ..self.session_spec(local, remote)
+        };
+        self.sonic.create(id, &session).await.map_err(unavailable)?;
+        info!(job_id = %id, "wrote the SONiC mirror session");
+        match plan {
+            Ok(plan) => {
+                self.sonic.write_acl(id, &plan).await.map_err(unavailable)?;
+                info!(job_id = %id, tables = plan.tables.len(), rules = plan.rules.len(), "wrote the job's ACL mirror tables and rules");
+                Ok(Some(MirrorScope::Acl(String::new())))
             }
-            Err(SessionError::Unavailable(e)) => Err(JobError::Unavailable(e)),
-            Err(e) => Err(JobError::Precondition(e.to_string())),
+            Err(PortScope(why)) => {
+                info!(job_id = %id, reason = %why, "the session mirrors the whole port");
+                Ok(Some(MirrorScope::Port(why)))
+            }
         }
+    }
+
+    /// The ACL tables and rules that select what `spec`'s filter does on
+    /// this switch, or why the whole port is mirrored instead.
+    async fn acl_plan(
+        &self,
+        id: Uuid,
+        spec: &StartSpec,
+    ) -> Result<Result<AclPlan, PortScope>, SessionError> {
+        let max = self.settings.acl_max_rules;
+        if spec.filter.is_empty() {
+            return Ok(Err(PortScope(
+                "no filter: the whole port is mirrored".into(),
+            )));
+        }
+        if max == 0 {
+            return Ok(Err(PortScope(
+                "ACL mirroring is off (TELEGEN_ACL_MAX_RULES=0)".into(),
+            )));
+        }
+        let ctx = self.sonic.acl_context().await?;
+        let session = crate::mirror::sonic::session_name(id);
+        let plan = acl::plan(
+            id,
+            &spec.port,
+            spec.direction,
+            &spec.filter,
+            &session,
+            ctx.platform,
+            max,
+        );
+        Ok(plan.and_then(|p| match acl::conflict(&p, &ctx.tables) {
+            Some(why) => Err(why),
+            None => Ok(p),
+        }))
     }
 
     /// Mode `sonic`, once its session is written: the erspan netdev as in
@@ -195,26 +256,15 @@ impl JobManager {
         }
     }
 
-    /// The CONFIG_DB session of a sonic job.
-    fn session_spec(
-        &self,
-        local: Ipv4Addr,
-        remote: Ipv4Addr,
-        port: &str,
-        direction: Direction,
-    ) -> SessionSpec {
+    /// The CONFIG_DB session of a sonic job, mirroring no port yet.
+    fn session_spec(&self, local: Ipv4Addr, remote: Ipv4Addr) -> SessionSpec {
         SessionSpec {
             src_ip: local,
             dst_ip: remote,
             dscp: self.settings.session_dscp,
             ttl: self.settings.session_ttl,
             queue: 0,
-            src_port: port.to_string(),
-            direction: match direction {
-                Direction::Ingress => "RX",
-                Direction::Egress => "TX",
-                Direction::Both => "BOTH",
-            },
+            src_port: None,
         }
     }
 
@@ -229,11 +279,12 @@ impl JobManager {
         }
     }
 
-    /// Delete a sonic job's mirror session; an error is logged and returned.
+    /// Delete a sonic job's ACL rules, tables and mirror session; an error
+    /// is logged and returned.
     pub(super) async fn delete_session(&self, id: Uuid) -> Result<(), SessionError> {
         match self.sonic.delete(id).await {
             Ok(true) => {
-                info!(job_id = %id, "deleted the SONiC mirror session");
+                info!(job_id = %id, "deleted the SONiC mirror session and ACL rules");
                 Ok(())
             }
             Ok(false) => Ok(()),

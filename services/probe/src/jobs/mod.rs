@@ -80,6 +80,9 @@ pub struct Settings {
     pub flow_table_size: u32,
     /// The most flow table entries the jobs not yet ended hold together.
     pub flow_entries_max: u64,
+    /// The most ACL rules a sonic job's filter may expand to (0: no ACL
+    /// mirroring).
+    pub acl_max_rules: usize,
     pub otlp_endpoint: String,
 }
 

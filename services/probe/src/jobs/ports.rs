@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 
 use uuid::Uuid;
 
+use crate::domain::acl::{AclPlan, AclStatus, Platform};
 use crate::domain::{AttachMode, ClassCounts, Job};
 
 /// The job slots that want each hook of one interface (0 ingress, 1
@@ -106,6 +107,8 @@ pub struct JobCounters {
     /// The per-job packet errors results show, by name.
     pub errors: Vec<(&'static str, u64)>,
     pub flows: FlowTableRead,
+    /// Packets on the job's hook that its filter rejected.
+    pub filter_rejected: u64,
 }
 
 /// One interface's counters, for the counter stream.
@@ -226,9 +229,10 @@ pub struct SessionSpec {
     pub dscp: u8,
     pub ttl: u8,
     pub queue: u8,
-    pub src_port: String,
-    /// RX, TX or BOTH.
-    pub direction: &'static str,
+    /// The mirrored port and direction (RX, TX or BOTH); None when ACL
+    /// rules select what is mirrored (SONiC's ACL-based Everflow session
+    /// has neither).
+    pub src_port: Option<(String, &'static str)>,
 }
 
 /// Why a mirror session could not be written, activated or deleted.
@@ -245,14 +249,33 @@ pub enum SessionError {
     Inactive(String),
 }
 
-/// SONiC's CONFIG_DB / STATE_DB mirror sessions (mirror mode sonic).
+/// What ACL mirroring can do on the switch and what is in its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclContext {
+    pub platform: Platform,
+    /// Every ACL table configured: (name, type, stage).
+    pub tables: Vec<(String, String, String)>,
+}
+
+/// SONiC's CONFIG_DB / STATE_DB mirror sessions (mirror mode sonic), and
+/// the ACL tables and rules that select what a session mirrors. Everything
+/// a job writes carries its id in its name: that is how it is owned.
 #[tonic::async_trait]
 pub trait SonicBackend: Send + Sync {
     async fn create(&self, job: Uuid, spec: &SessionSpec) -> Result<(), SessionError>;
-    async fn wait_active(&self, job: Uuid) -> Result<(), SessionError>;
-    /// Whether there was a session to delete.
+    /// The switch's ACL capabilities and tables.
+    async fn acl_context(&self) -> Result<AclContext, SessionError>;
+    /// Write a job's ACL tables and rules (after its session: the rules
+    /// name it).
+    async fn write_acl(&self, job: Uuid, plan: &AclPlan) -> Result<(), SessionError>;
+    /// Wait for the session, and the job's ACL tables and rules if it has
+    /// any, to be active; whether the release reports ACL status.
+    async fn wait_active(&self, job: Uuid) -> Result<AclStatus, SessionError>;
+    /// Delete the job's ACL rules, tables, then its session (the session
+    /// cannot go while rules name it); whether there was any.
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError>;
-    /// The jobs with a session of ours in CONFIG_DB (by its name).
+    /// The jobs with a session, ACL table or rule of ours in CONFIG_DB (by
+    /// name).
     async fn sessions(&self) -> Result<Vec<Uuid>, SessionError>;
 }
 

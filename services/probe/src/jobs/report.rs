@@ -164,6 +164,7 @@ pub(super) fn results(job: &Job, c: JobCounters, endpoint: &str, now_ns: u64) ->
         top_flows,
         flow_stats,
         errors,
+        filter_rejected: (!job.filter.is_empty()).then_some(c.filter_rejected),
         otlp_endpoint: endpoint.into(),
     }
 }

@@ -31,17 +31,18 @@ impl JobManager {
             .ok_or_else(|| InvalidInput::PortUnknown(spec.port.clone()))?;
         let job = self.intent(&spec, port_ifindex).await?;
         let (slot, id) = (job.slot, job.id);
-        let session = if spec.mirror == MirrorMode::Sonic {
-            match self.write_session(id, &spec.port, spec.direction).await {
-                Ok(written) => written,
+        let scope = if spec.mirror == MirrorMode::Sonic {
+            match self.write_session(id, &spec).await {
+                Ok(scope) => scope,
                 Err(e) => {
                     self.abandon(slot, id, None, &e).await;
                     return Err(e);
                 }
             }
         } else {
-            false
+            None
         };
+        let session = scope.is_some();
         let mut inner = self.inner.lock().await;
         let resolved = self
             .resolve_mirror(spec.mirror, &spec.port, port_ifindex, id)
@@ -65,6 +66,7 @@ impl JobManager {
                 iface: r.iface.clone(),
                 ifindex: r.ifindex,
                 mirror_mode: r.mode,
+                mirror_scope: scope.filter(|_| r.mode == MirrorMode::Sonic),
                 fallback: r.fallback.clone(),
                 flow_table_size: if spec.flows && r.mode.attaches() {
                     self.settings.flow_table_size
@@ -141,6 +143,7 @@ impl JobManager {
             stopped_ns: None,
             error: None,
             fallback: None,
+            mirror_scope: None,
             filter: spec.filter.clone(),
             // Counted against the cap from now; 0 once placed where
             // nothing attaches.

@@ -100,6 +100,9 @@ impl Kernel for LiveKernel {
                 if let Ok(k) = self.dp.maps.job_filter(slot) {
                     job.filter = crate::domain::JobFilter::from_kernel(&k);
                 }
+                if let Ok(Some(n)) = self.dp.maps.job_note(slot) {
+                    records::apply_note(&mut job, &n);
+                }
                 Some(job)
             })
             .collect()
@@ -113,6 +116,11 @@ impl Kernel for LiveKernel {
                 .set_job_filter(job.slot, &records::job_filter(job))
                 .map_err(map("writing the job's filter"))?;
         }
+        // The note before the record that points at it.
+        self.dp
+            .maps
+            .set_job_note(job.slot, &records::job_note(job))
+            .map_err(map("writing the job's note"))?;
         self.dp
             .maps
             .set_job_rec(job.slot, &records::job_to_rec(job))
@@ -162,6 +170,9 @@ impl Kernel for LiveKernel {
             .job_counters(job.slot)
             .map_err(map("reading job counters"))?;
         let aux = maps.job_aux(job.slot).map_err(map("reading job errors"))?;
+        let filter_rejected = maps
+            .job_rejected(job.slot)
+            .map_err(map("reading the job's rejected packets"))?;
         let flows = FlowTableRead {
             flows_seen: aux.flows_new,
             sampled_packets: aux.sampled,
@@ -176,6 +187,7 @@ impl Kernel for LiveKernel {
                 .map(|(&name, i)| (name, aux.err[i]))
                 .collect(),
             flows,
+            filter_rejected,
         })
     }
 

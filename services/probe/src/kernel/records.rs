@@ -8,11 +8,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use uuid::Uuid;
 
 use super::maps::layout::{
-    get_str, put_str, FlowKey, FlowVal, JobRec, KCidr, KJobFilter, FILTER_MAX_CIDRS,
+    get_str, put_str, FlowKey, FlowVal, JobNote, JobRec, KCidr, KJobFilter, FILTER_MAX_CIDRS,
     FILTER_MAX_PORTS, F_DPORT, F_DSCP, F_DST, F_FLOWS, F_PROTO, F_SPORT, F_SRC, F_VLAN,
 };
 use crate::domain::filter::{mask, Cidr};
-use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode};
+use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode, MirrorScope};
 use crate::jobs::ports::RawFlow;
 
 // The classifier's filter arrays hold what validation allows.
@@ -100,6 +100,11 @@ pub fn job_to_rec(j: &Job) -> JobRec {
         error: put_str(j.error.as_deref().unwrap_or("")),
         fallback: put_str(j.fallback.as_deref().unwrap_or("")),
         ending: j.ending.map_or(0, state_code),
+        mirror_scope: match j.mirror_scope {
+            None => 0,
+            Some(MirrorScope::Acl(_)) => 1,
+            Some(MirrorScope::Port(_)) => 2,
+        },
         ..JobRec::default()
     }
 }
@@ -129,11 +134,34 @@ pub fn job_from_rec(slot: u32, r: &JobRec) -> Option<Job> {
         stopped_ns: (r.stopped_unix_ns != 0).then_some(r.stopped_unix_ns),
         error: text(&r.error),
         fallback: text(&r.fallback),
+        // The reason is in job_notes (job_scope_from).
+        mirror_scope: match r.mirror_scope {
+            1 => Some(MirrorScope::Acl(String::new())),
+            2 => Some(MirrorScope::Port(String::new())),
+            _ => None,
+        },
         filter: JobFilter::default(),
         flow_table_size: r.flow_table_size,
         ending: state_from_code(r.ending),
         pending: None,
     })
+}
+
+/// A job's note: its scope's reason.
+pub fn job_note(j: &Job) -> JobNote {
+    JobNote {
+        scope_reason: put_str(j.mirror_scope.as_ref().map_or("", |s| s.reason())),
+    }
+}
+
+/// The scope's reason from a job's note.
+pub fn apply_note(job: &mut Job, n: &JobNote) {
+    let why = get_str(&n.scope_reason);
+    job.mirror_scope = match job.mirror_scope.take() {
+        Some(MirrorScope::Acl(_)) => Some(MirrorScope::Acl(why)),
+        Some(MirrorScope::Port(_)) => Some(MirrorScope::Port(why)),
+        None => None,
+    };
 }
 
 /// The classifier's filter record of a job.
@@ -342,12 +370,16 @@ mod tests {
             stopped_ns: None,
             error: None,
             fallback: Some("why".into()),
+            mirror_scope: Some(MirrorScope::Port("no filter".into())),
             filter: JobFilter::default(),
             flow_table_size: 0,
             ending: None,
             pending: None,
         };
-        assert_eq!(job_from_rec(3, &job_to_rec(&job)), Some(job));
+        // The scope's reason is in the note.
+        let mut back = job_from_rec(3, &job_to_rec(&job)).unwrap();
+        apply_note(&mut back, &job_note(&job));
+        assert_eq!(back, job);
         assert!(job_from_rec(0, &JobRec::default()).is_none());
     }
 

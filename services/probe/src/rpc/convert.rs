@@ -92,6 +92,16 @@ pub fn job(j: &Job) -> pb::Job {
         filters: (!j.filter.is_empty()).then(|| filters(j.filter.to_spec())),
         flow_table_size: j.flow_table_size,
         pending: j.pending.clone().unwrap_or_default(),
+        mirror_scope: j
+            .mirror_scope
+            .as_ref()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        mirror_scope_reason: j
+            .mirror_scope
+            .as_ref()
+            .map(|s| s.reason().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -173,6 +183,7 @@ pub fn results(r: Results) -> pb::Results {
             endpoint: r.otlp_endpoint,
         }),
         flow_stats: r.flow_stats.as_ref().map(flow_stats),
+        filter_rejected: r.filter_rejected,
     }
 }
 

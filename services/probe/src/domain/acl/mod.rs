@@ -115,6 +115,19 @@ pub struct AclPlan {
     pub rules: Vec<AclRule>,
 }
 
+/// Whether SONiC reported a job's ACL tables and rules active (STATE_DB
+/// `ACL_TABLE_TABLE`, `ACL_RULE_TABLE`: sonic-swss #2662, from 202211).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclStatus {
+    /// Every table and rule of the job says `Active` (or it has none).
+    Active,
+    /// This release reports no ACL status: the job says so.
+    NotReported,
+}
+
+/// A job's note when its rules' activation cannot be confirmed.
+pub const NOT_REPORTED: &str = "STATE_DB reports no ACL status on this SONiC release (ACL_TABLE_TABLE and ACL_RULE_TABLE, from 202211): the rules are written, their activation is not confirmed";
+
 /// Why a job mirrors its whole port instead (the job's `mirror_scope`
 /// reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

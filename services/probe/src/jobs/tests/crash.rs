@@ -122,7 +122,7 @@ async fn crash_at(mode: &str, op: Op, k: u64) -> bool {
 #[tokio::test]
 async fn a_crash_after_any_effect_converges_after_a_restart() {
     let mut crashes = 0;
-    for mode in ["direct", "erspan", "sonic"] {
+    for mode in ["direct", "erspan", "sonic", "sonic-acl"] {
         for op in [Op::Start, Op::Stop, Op::Expire] {
             let mut k = 1;
             while crash_at(mode, op, k).await {

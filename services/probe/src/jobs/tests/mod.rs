@@ -8,16 +8,22 @@ use std::time::Duration;
 
 use super::fakes::{self, Shared, Step, ALL_STEPS, NETDEV_IFINDEX, PORT_IFINDEX};
 use super::{JobError, JobManager};
-use crate::domain::{Job, JobState, MirrorMode, StartRequest};
+use crate::domain::{Job, JobState, MirrorMode, MirrorScope, StartRequest};
 
-const MODES: [&str; 4] = ["direct", "erspan", "sonic", "placeholder"];
+/// `sonic-acl`: mode sonic with a filter the switch's ACL rules carry.
+const MODES: [&str; 5] = ["direct", "erspan", "sonic", "sonic-acl", "placeholder"];
 
 fn req(mode: &str, duration: u32) -> StartRequest {
+    let acl = mode == "sonic-acl";
     StartRequest {
         port: "Ethernet0".into(),
         direction: "ingress".into(),
         duration_sec: Some(duration),
-        mirror_mode: mode.into(),
+        mirror_mode: if acl { "sonic" } else { mode }.into(),
+        filters: acl.then(|| crate::domain::FilterSpec {
+            dscp: vec![46],
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -73,6 +79,14 @@ async fn check_owned(world: &Shared, mgr: &JobManager) {
             j.id
         );
     }
+    for (s, _) in &w.acls {
+        assert!(
+            owners
+                .iter()
+                .any(|j| j.id == *s && j.mirror_scope == Some(MirrorScope::Acl(String::new()))),
+            "ACL of {s} has no owner"
+        );
+    }
     for s in &w.sessions {
         assert!(
             owners
@@ -110,14 +124,19 @@ async fn every_mode_starts_runs_and_stops_clean() {
         let job = mgr.start(&req(mode, 0)).await.unwrap();
         let job = settled(&mgr, &job.id.to_string()).await;
         assert_eq!(job.state, JobState::Running, "{mode}: {:?}", job.error);
-        assert_eq!(job.mirror_mode.as_str(), mode);
+        assert_eq!(job.mirror_mode.as_str(), mode.trim_end_matches("-acl"));
+        if mode == "sonic-acl" {
+            assert_eq!(job.mirror_scope, Some(MirrorScope::Acl(String::new())));
+            // DSCP 46 of either family: a MIRROR and a MIRRORV6 rule.
+            assert_eq!(world.world().acls.get(&job.id), Some(&2));
+        }
         check_owned(&world, &mgr).await;
         let stopped = mgr.stop(&job.id.to_string()).await.unwrap();
         assert_eq!((stopped.state, stopped.error), (JobState::Stopped, None));
         check_owned(&world, &mgr).await;
         let w = world.world();
         assert!(
-            w.hooks.is_empty() && w.sessions.is_empty() && !w.netdev,
+            w.hooks.is_empty() && w.sessions.is_empty() && w.acls.is_empty() && !w.netdev,
             "{mode}: {w:?}"
         );
     }
@@ -125,7 +144,7 @@ async fn every_mode_starts_runs_and_stops_clean() {
 
 #[tokio::test]
 async fn a_fault_at_any_step_of_a_start_leaves_nothing_unowned() {
-    for mode in ["direct", "erspan", "sonic"] {
+    for mode in ["direct", "erspan", "sonic", "sonic-acl"] {
         for step in ALL_STEPS {
             let world = Shared::default();
             let mgr = fakes::manager(&world).await;
@@ -141,6 +160,7 @@ async fn a_fault_at_any_step_of_a_start_leaves_nothing_unowned() {
                             (JobError::Lookup(_), Step::Lookup)
                                 | (JobError::Kernel(_), Step::Persist)
                                 | (JobError::Unavailable(_), Step::Create)
+                                | (JobError::Unavailable(_), Step::WriteAcl)
                         ),
                         "{mode}/{step:?}: {e}"
                     );
@@ -154,6 +174,7 @@ async fn a_fault_at_any_step_of_a_start_leaves_nothing_unowned() {
             converge(&world, &mgr).await;
             let Some(job) = job else { continue };
             let job = mgr.get(&job.id.to_string()).await.unwrap();
+            let mode = if mode == "sonic-acl" { "sonic" } else { mode };
             match (mode, step) {
                 (_, Step::Prepare | Step::Reconcile) | ("sonic", Step::WaitActive) => {
                     assert_eq!(job.state, JobState::Failed, "{mode}/{step:?}");
@@ -209,8 +230,8 @@ async fn end_with_fault(mode: &str, step: Step, expire: bool) {
         // Recording the end is part of the end.
         Step::Persist => true,
         Step::Reconcile => mode != "placeholder",
-        Step::Delete => mode == "sonic",
-        Step::Release => mode == "erspan" || mode == "sonic",
+        Step::Delete => mode.starts_with("sonic"),
+        Step::Release => mode == "erspan" || mode.starts_with("sonic"),
         _ => false,
     };
     if gives_back {

@@ -146,7 +146,8 @@ pub struct JobRec {
     pub result_detail: u8,
     /// The final state a `stopping` job moves to (a state code; 0: stopped).
     pub ending: u8,
-    pub pad: u8,
+    /// Sonic jobs: 1 acl (the switch selects), 2 port; 0 otherwise.
+    pub mirror_scope: u8,
     pub duration_sec: u32,
     pub sample_rate: u32,
     pub flow_table_size: u32,
@@ -156,6 +157,21 @@ pub struct JobRec {
     pub stopped_unix_ns: u64,
     pub error: [u8; 160],
     pub fallback: [u8; 160],
+}
+
+/// struct job_note: prose the probe keeps about a job (probe-only).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobNote {
+    pub scope_reason: [u8; 192],
+}
+
+impl Default for JobNote {
+    fn default() -> Self {
+        JobNote {
+            scope_reason: [0; 192],
+        }
+    }
 }
 
 #[repr(C)]
@@ -246,6 +262,7 @@ unsafe impl aya::Pod for IfCfg {}
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for IfaceRec {}
 unsafe impl aya::Pod for JobRec {}
+unsafe impl aya::Pod for JobNote {}
 unsafe impl aya::Pod for KCidr {}
 unsafe impl aya::Pod for KJobFilter {}
 unsafe impl aya::Pod for FlowKey {}

@@ -11,7 +11,7 @@ use layout::*;
 
 /// Names of every map the object pins, with the expected key/value sizes and
 /// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 14] = [
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 16] = [
     (
         "stats_percpu",
         4,
@@ -65,8 +65,18 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 14] = [
         MAX_JOB_SLOTS,
     ),
     ("job_flows", 4, 4, MAX_JOB_SLOTS),
+    ("job_rejected_percpu", 4, 8, MAX_JOB_SLOTS),
+    (
+        "job_notes",
+        4,
+        std::mem::size_of::<JobNote>() as u32,
+        MAX_JOB_SLOTS,
+    ),
     ("deep_progs", 4, 4, 1),
 ];
+
+/// Maps added since the first layout, which pins of an earlier probe lack.
+const ADDED_MAPS: [&str; 2] = ["job_rejected_percpu", "job_notes"];
 
 pub type ClassCounters = [Counters; N_CLASSES as usize];
 
@@ -92,6 +102,10 @@ pub struct Maps {
     jobs: Array<MapData, JobRec>,
     job_filters: Array<MapData, KJobFilter>,
     job_aux: PerCpuArray<MapData, JobAux>,
+    /// Added after the first layout: None in degraded mode over pins of a
+    /// probe before them (what they hold is then not recorded).
+    job_rejected: Option<PerCpuArray<MapData, u64>>,
+    job_notes: Option<Array<MapData, JobNote>>,
     /// ARRAY_OF_MAPS by job slot: the flows jobs' LRU tables (flows.rs).
     job_flows: Map,
     /// Where the flow tables are pinned, one file per slot (flows.rs).
@@ -110,9 +124,11 @@ impl Maps {
     /// state can still be read and written).
     pub fn from_pins(dir: &std::path::Path) -> Result<Self, MapError> {
         Self::build(|name| {
-            Ok(Some(Map::from_map_data(MapData::from_pin(
-                dir.join(name),
-            )?)?))
+            let path = dir.join(name);
+            if !path.exists() && ADDED_MAPS.contains(&name) {
+                return Ok(None);
+            }
+            Ok(Some(Map::from_map_data(MapData::from_pin(path)?)?))
         })
     }
 
@@ -123,6 +139,10 @@ impl Maps {
                 io_error: e,
             })
         })?;
+        let job_rejected = get("job_rejected_percpu")?
+            .map(TryInto::try_into)
+            .transpose()?;
+        let job_notes = get("job_notes")?.map(TryInto::try_into).transpose()?;
         let mut open = |name: &str| {
             get(name)?.ok_or_else(|| MapError::InvalidName {
                 name: name.to_string(),
@@ -141,6 +161,8 @@ impl Maps {
             jobs: open("jobs")?.try_into()?,
             job_filters: open("job_filters")?.try_into()?,
             job_aux: open("job_aux_percpu")?.try_into()?,
+            job_rejected,
+            job_notes,
             job_flows: open("job_flows")?,
             flow_pin_dir: None,
             ncpus,
@@ -314,7 +336,30 @@ impl Maps {
             .map_err(step("writing the job's filter"))
     }
 
+    /// The packets a job's filter rejected, summed over CPUs (0 where the
+    /// map is missing).
+    pub fn job_rejected(&self, slot: u32) -> Result<u64, MapError> {
+        match &self.job_rejected {
+            Some(m) => Ok(m.get(&slot, 0)?.iter().sum()),
+            None => Ok(0),
+        }
+    }
+
+    pub fn job_note(&self, slot: u32) -> Result<Option<JobNote>, MapError> {
+        self.job_notes.as_ref().map(|m| m.get(&slot, 0)).transpose()
+    }
+
+    pub fn set_job_note(&mut self, slot: u32, n: &JobNote) -> Result<(), MapError> {
+        match &mut self.job_notes {
+            Some(m) => m.set(slot, n, 0),
+            None => Ok(()),
+        }
+    }
+
     pub fn reset_job_aux(&mut self, slot: u32) -> Result<(), MapError> {
+        if let Some(m) = &mut self.job_rejected {
+            m.set(slot, PerCpuValues::try_from(vec![0u64; self.ncpus])?, 0)?;
+        }
         let values = PerCpuValues::try_from(vec![JobAux::default(); self.ncpus])?;
         self.job_aux.set(slot, values, 0)
     }

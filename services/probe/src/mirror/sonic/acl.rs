@@ -10,16 +10,12 @@ use uuid::Uuid;
 
 use super::settings::DbAddr;
 use super::{Sonic, SonicError};
-use crate::domain::acl::{job_of_table, AclPlan, Platform};
+use crate::domain::acl::{job_of_table, AclPlan, AclStatus, Platform};
 
-/// Whether SONiC reports ACL status in STATE_DB (`ACL_TABLE_TABLE`,
-/// `ACL_RULE_TABLE`: sonic-swss #2662, from 202211).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AclStatus {
-    /// Every table and rule of the job says `Active`.
-    Active,
-    /// This release reports no ACL status: the job says so.
-    NotReported,
+/// The CONFIG_DB key prefix of a job's tables (and, after `ACL_RULE|`, its
+/// rules).
+fn prefix(job: Uuid) -> String {
+    format!("TELEGEN_{}_", job.simple())
 }
 
 impl Sonic {
@@ -110,7 +106,7 @@ impl Sonic {
     /// Delete the job's rules, then its tables (true: there were some).
     pub async fn delete_acl(&self, job: Uuid) -> Result<bool, SonicError> {
         let d = &self.settings.config_db;
-        let prefix = format!("TELEGEN_{}_", job.simple());
+        let prefix = prefix(job);
         let mut deleted = false;
         for pattern in [
             format!("ACL_RULE|{prefix}*"),
@@ -147,7 +143,6 @@ impl Sonic {
     /// (before 202211: no `ACL_TABLE_TABLE` key by the deadline) is told
     /// apart from one that reports ours inactive.
     pub async fn wait_acl(&self, plan: &AclPlan) -> Result<AclStatus, SonicError> {
-        let d = &self.settings.state_db;
         let keys: Vec<String> = (plan
             .tables
             .iter()
@@ -158,10 +153,35 @@ impl Sonic {
                 .map(|r| format!("ACL_RULE_TABLE|{}|{}", r.table, r.name)),
         )
         .collect();
+        self.wait_acl_keys(&keys).await
+    }
+
+    /// `wait_acl` for the tables and rules of `job` found in CONFIG_DB (a
+    /// probe restarted mid-wait knows no plan); Active when it has none.
+    pub async fn wait_acl_of(&self, job: Uuid) -> Result<AclStatus, SonicError> {
+        let d = &self.settings.config_db;
+        let prefix = prefix(job);
+        let mut keys = Vec::new();
+        for (pattern, state) in [
+            (format!("ACL_TABLE|{prefix}*"), "ACL_TABLE_TABLE|"),
+            (format!("ACL_RULE|{prefix}*"), "ACL_RULE_TABLE|"),
+        ] {
+            let mut found = self.scan(d, &pattern).await?;
+            found.sort();
+            keys.extend(found.iter().filter_map(|k| {
+                let (_, name) = k.split_once('|')?;
+                Some(format!("{state}{name}"))
+            }));
+        }
+        self.wait_acl_keys(&keys).await
+    }
+
+    async fn wait_acl_keys(&self, keys: &[String]) -> Result<AclStatus, SonicError> {
+        let d = &self.settings.state_db;
         let deadline = tokio::time::Instant::now() + self.settings.wait;
         loop {
             let mut pending = None;
-            for key in &keys {
+            for key in keys {
                 let status: Option<String> = self
                     .query(d, redis::cmd("HGET").arg(key).arg("status"))
                     .await?;

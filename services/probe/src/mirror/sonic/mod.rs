@@ -27,8 +27,9 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use uuid::Uuid;
 
+use crate::domain::acl::{AclPlan, AclStatus};
 pub use crate::jobs::ports::SessionSpec;
-use crate::jobs::ports::{SessionError, SonicBackend};
+use crate::jobs::ports::{AclContext, SessionError, SonicBackend};
 pub use settings::{
     DbAddr, RedisAddr, SonicSettings, CONFIG_DB, DEFAULT_DB_CONFIG, DEFAULT_REDIS, STATE_DB,
 };
@@ -56,9 +57,10 @@ pub enum SonicError {
 }
 
 /// The CONFIG_DB hash fields of a session, exactly as documented (README
-/// "Mirror modes").
+/// "Mirror modes"). A session that ACL rules feed has no `src_port` and
+/// `direction` (as `config mirror_session erspan add` writes one).
 pub fn session_fields(s: &SessionSpec) -> Vec<(&'static str, String)> {
-    vec![
+    let mut f = vec![
         ("type", "ERSPAN".into()),
         ("src_ip", s.src_ip.to_string()),
         ("dst_ip", s.dst_ip.to_string()),
@@ -66,9 +68,12 @@ pub fn session_fields(s: &SessionSpec) -> Vec<(&'static str, String)> {
         ("dscp", s.dscp.to_string()),
         ("ttl", s.ttl.to_string()),
         ("queue", s.queue.to_string()),
-        ("src_port", s.src_port.clone()),
-        ("direction", s.direction.into()),
-    ]
+    ];
+    if let Some((port, direction)) = &s.src_port {
+        f.push(("src_port", port.clone()));
+        f.push(("direction", (*direction).into()));
+    }
+    f
 }
 
 /// The session name of a job: `tg-` and the job's UUID in base32 (26
@@ -138,14 +143,32 @@ impl SonicBackend for Sonic {
     async fn create(&self, job: Uuid, spec: &SessionSpec) -> Result<(), SessionError> {
         Ok(Sonic::create(self, job, spec).await?)
     }
-    async fn wait_active(&self, job: Uuid) -> Result<(), SessionError> {
-        Ok(Sonic::wait_active(self, job).await?)
+    async fn acl_context(&self) -> Result<AclContext, SessionError> {
+        Ok(AclContext {
+            platform: self.acl_platform().await?,
+            tables: self.acl_tables().await?,
+        })
+    }
+    async fn write_acl(&self, job: Uuid, plan: &AclPlan) -> Result<(), SessionError> {
+        Ok(Sonic::write_acl(self, job, plan).await?)
+    }
+    /// The session, then the ACL: a rule's `Active` says nothing of the
+    /// session it names. Each wait is bounded by TELEGEN_SONIC_WAIT_SEC.
+    async fn wait_active(&self, job: Uuid) -> Result<AclStatus, SessionError> {
+        Sonic::wait_active(self, job).await?;
+        Ok(self.wait_acl_of(job).await?)
     }
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
-        Ok(Sonic::delete(self, job).await?)
+        // Rules first: mirrororch keeps a session that rules still name.
+        let acl = self.delete_acl(job).await?;
+        Ok(Sonic::delete(self, job).await? || acl)
     }
     async fn sessions(&self) -> Result<Vec<Uuid>, SessionError> {
-        Ok(Sonic::sessions(self).await?)
+        let mut ids = Sonic::sessions(self).await?;
+        ids.extend(self.acl_jobs().await?);
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 }
 
