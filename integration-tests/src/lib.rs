@@ -13,6 +13,7 @@ pub mod netns;
 pub mod otlp;
 pub mod probe;
 pub mod redis;
+pub mod sonic;
 pub mod unpriv;
 
 use std::time::{Duration, Instant};

@@ -13,17 +13,10 @@ use telegen_integration_tests::{
     poll,
     probe::{wait_job_where, Probe},
     redis::Redis,
+    sonic::{session, sonic_probe, LOCAL, REMOTE},
 };
 use telegen_proto::v1 as pb;
 use tonic::Code;
-
-/// The probe's name for a job's session (`tg-<uuid in base32>`).
-fn session(job_id: &str) -> String {
-    telegen_probe::mirror::sonic::session_name(job_id.parse().expect("a job id"))
-}
-
-const LOCAL: &str = "192.0.2.10";
-const REMOTE: &str = "192.0.2.100";
 
 fn sorted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = pairs
@@ -63,18 +56,6 @@ fn seed_operator_session(redis: &Redis) -> Vec<(String, String)> {
         ],
     );
     redis.hgetall(4, "MIRROR_SESSION|operator-1")
-}
-
-async fn sonic_probe(ns: &Netns, redis: &Redis, extra: &[(&str, &str)]) -> Probe {
-    let url = redis.url();
-    let mut env = vec![
-        ("TELEGEN_MIRROR_MODE", "sonic"),
-        ("TELEGEN_ERSPAN_LOCAL", LOCAL),
-        ("TELEGEN_ERSPAN_REMOTE", REMOTE),
-        ("TELEGEN_REDIS", url.as_str()),
-    ];
-    env.extend_from_slice(extra);
-    Probe::start(ns, &env).await.unwrap()
 }
 
 fn req(port: &str, direction: &str, duration_sec: u32) -> pb::StartJobRequest {

@@ -69,7 +69,7 @@ impl JobManager {
         }
         let session = if sonic_job {
             self.sonic.wait_active(id).await.map_err(|e| match e {
-                SessionError::Inactive(e) => format!("SONiC mirror session or ACL {e}"),
+                SessionError::Inactive(e) => format!("SONiC {e}"),
                 e => format!("waiting for the SONiC mirror session: {e}"),
             })
         } else {

@@ -155,8 +155,17 @@ impl SonicBackend for Sonic {
     /// The session, then the ACL: a rule's `Active` says nothing of the
     /// session it names. Each wait is bounded by TELEGEN_SONIC_WAIT_SEC.
     async fn wait_active(&self, job: Uuid) -> Result<AclStatus, SessionError> {
-        Sonic::wait_active(self, job).await?;
-        Ok(self.wait_acl_of(job).await?)
+        // Inactive says which: "mirror session inactive: ..." or "ACL ...".
+        let named = |what: &'static str| {
+            move |e: SonicError| match e {
+                SonicError::Inactive { .. } => SessionError::Inactive(format!("{what} {e}")),
+                e => e.into(),
+            }
+        };
+        Sonic::wait_active(self, job)
+            .await
+            .map_err(named("mirror session"))?;
+        self.wait_acl_of(job).await.map_err(named("ACL"))
     }
     async fn delete(&self, job: Uuid) -> Result<bool, SessionError> {
         // Rules first: mirrororch keeps a session that rules still name.
