@@ -18,6 +18,30 @@ pub fn acl_prefix(job_id: &str) -> String {
     format!("TELEGEN_{}_", id.simple())
 }
 
+/// The CONFIG_DB fields of a session with the default DSCP and TTL, sorted:
+/// `src_port` and `direction` when the session mirrors a port.
+pub fn session_fields(src_port: Option<(&str, &str)>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = [
+        ("type", "ERSPAN"),
+        ("src_ip", LOCAL),
+        ("dst_ip", REMOTE),
+        ("gre_type", "0x88be"),
+        ("dscp", "8"),
+        ("ttl", "64"),
+        ("queue", "0"),
+    ]
+    .into_iter()
+    .chain(
+        src_port
+            .into_iter()
+            .flat_map(|(p, d)| [("src_port", p), ("direction", d)]),
+    )
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    v.sort();
+    v
+}
+
 /// A probe in mode sonic against `redis`, with `extra` settings.
 pub async fn sonic_probe(ns: &Netns, redis: &Redis, extra: &[(&str, &str)]) -> Probe {
     let url = redis.url();

@@ -15,7 +15,7 @@ use telegen_integration_tests::{
     poll,
     probe::Probe,
     redis::Redis,
-    sonic::{acl_prefix, capable_switch, orchestrate, session, sonic_probe, LOCAL, REMOTE},
+    sonic::{acl_prefix, capable_switch, orchestrate, session, session_fields, sonic_probe},
 };
 use telegen_proto::v1 as pb;
 
@@ -110,6 +110,10 @@ fn dscp46_udp() -> pb::Filters {
     }
 }
 
+async fn start(probe: &Probe, req: pb::StartJobRequest) -> pb::Job {
+    probe.client().start_job(req).await.unwrap().into_inner()
+}
+
 /// An ERSPAN II copy of `inner`, as the switch sends it to the collector.
 fn erspan_copy(inner: &Pkt) -> Vec<u8> {
     ipv4_gre(&concat(&[
@@ -131,12 +135,7 @@ async fn a_filtered_sonic_job_mirrors_through_acl_rules_and_counts_exactly() {
     let (ns, peer) = (Netns::new("tap").unwrap(), Netns::new("taq").unwrap());
     let veth = Veth::new(&ns, &peer).unwrap();
     let probe = sonic_probe(&ns, &redis, &[]).await;
-    let job = probe
-        .client()
-        .start_job(filtered(&veth.port, "ingress", dscp46_udp()))
-        .await
-        .unwrap()
-        .into_inner();
+    let job = start(&probe, filtered(&veth.port, "ingress", dscp46_udp())).await;
     let id = job.job_id.clone();
     let (sess, prefix) = (session(&id), acl_prefix(&id));
     let keys = orchestrate(&redis, &id, Some("Active"));
@@ -156,15 +155,7 @@ async fn a_filtered_sonic_job_mirrors_through_acl_rules_and_counts_exactly() {
     // mirror_session erspan add` writes one for Everflow).
     assert_eq!(
         redis.hgetall(4, &format!("MIRROR_SESSION|{sess}")),
-        sorted(&[
-            ("type", "ERSPAN"),
-            ("src_ip", LOCAL),
-            ("dst_ip", REMOTE),
-            ("gre_type", "0x88be"),
-            ("dscp", "8"),
-            ("ttl", "64"),
-            ("queue", "0"),
-        ])
+        session_fields(None)
     );
     let desc = format!("telegen-sonic job {id}");
     for (suffix, kind) in [("IN", "MIRROR"), ("IN_V6", "MIRRORV6")] {
@@ -329,12 +320,11 @@ async fn filter_shapes_expand_to_sonic_rules() {
     ];
     for case in cases {
         // One job at a time: each stage allows one MIRROR table per switch.
-        let job = probe
-            .client()
-            .start_job(filtered(&veth.port, case.direction, case.filters.clone()))
-            .await
-            .unwrap()
-            .into_inner();
+        let job = start(
+            &probe,
+            filtered(&veth.port, case.direction, case.filters.clone()),
+        )
+        .await;
         let (id, sess) = (job.job_id.clone(), session(&job.job_id));
         let prefix = acl_prefix(&id);
         let keys = orchestrate(&redis, &id, Some("Active"));
@@ -435,7 +425,7 @@ async fn jobs_the_switch_cannot_select_mirror_the_port_and_say_why() {
             filters,
             ..Default::default()
         };
-        let job = probe.client().start_job(req).await.unwrap().into_inner();
+        let job = start(&probe, req).await;
         let keys = orchestrate(&redis, &job.job_id, Some("Active"));
         assert_eq!(
             keys,
@@ -469,12 +459,11 @@ async fn jobs_the_switch_cannot_select_mirror_the_port_and_say_why() {
             "Ethernet0",
         ],
     );
-    let job = probe
-        .client()
-        .start_job(filtered(&veth.port, "ingress", f(&["10.0.0.0/8"], &[46])))
-        .await
-        .unwrap()
-        .into_inner();
+    let job = start(
+        &probe,
+        filtered(&veth.port, "ingress", f(&["10.0.0.0/8"], &[46])),
+    )
+    .await;
     orchestrate(&redis, &job.job_id, Some("Active"));
     let job = probe.wait_status(&job.job_id, "running").await.unwrap();
     assert_eq!(
@@ -500,12 +489,7 @@ async fn inactive_rules_fail_the_job_and_unreported_status_is_said() {
     let (ns, peer) = (Netns::new("tap").unwrap(), Netns::new("taq").unwrap());
     let veth = Veth::new(&ns, &peer).unwrap();
     let probe = sonic_probe(&ns, &redis, &[("TELEGEN_SONIC_WAIT_SEC", "1")]).await;
-    let job = probe
-        .client()
-        .start_job(filtered(&veth.port, "ingress", dscp46_udp()))
-        .await
-        .unwrap()
-        .into_inner();
+    let job = start(&probe, filtered(&veth.port, "ingress", dscp46_udp())).await;
     orchestrate(&redis, &job.job_id, Some("Inactive"));
     let failed = probe.wait_status(&job.job_id, "failed").await.unwrap();
     let prefix = acl_prefix(&job.job_id);
@@ -529,12 +513,7 @@ async fn inactive_rules_fail_the_job_and_unreported_status_is_said() {
     for k in redis.keys(6, "ACL_*_TABLE|*") {
         redis.cli(6, &["del", &k]);
     }
-    let job = probe
-        .client()
-        .start_job(filtered(&veth.port, "ingress", dscp46_udp()))
-        .await
-        .unwrap()
-        .into_inner();
+    let job = start(&probe, filtered(&veth.port, "ingress", dscp46_udp())).await;
     orchestrate(&redis, &job.job_id, None);
     let running = probe.wait_status(&job.job_id, "running").await.unwrap();
     assert_eq!(running.mirror_scope, "acl");
@@ -563,7 +542,7 @@ async fn a_restart_keeps_the_acl_expiry_removes_it_and_orphans_are_swept() {
     let mut probe: Probe = sonic_probe(&ns, &redis, &[]).await;
     let mut req = filtered(&veth.port, "ingress", dscp46_udp());
     req.duration_sec = Some(4);
-    let job = probe.client().start_job(req).await.unwrap().into_inner();
+    let job = start(&probe, req).await;
     let id = job.job_id.clone();
     let keys = orchestrate(&redis, &id, Some("Active"));
     probe.wait_status(&id, "running").await.unwrap();

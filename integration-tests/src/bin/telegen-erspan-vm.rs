@@ -763,6 +763,14 @@ async fn jobs(
             udp.len()
         ),
     );
+    let rejected = total - udp.len() as u64;
+    checks.check(
+        fr.filter_rejected == Some(rejected),
+        &format!(
+            "its filter rejected the {rejected} other mirrored packets: filter_rejected {:?}",
+            fr.filter_rejected
+        ),
+    );
     let top = fr.top_flows.first();
     checks.check(
         top.is_some_and(|f| {

@@ -141,7 +141,7 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         Some(0) | None => DASH.to_string(),
         Some(n) => n.to_string(),
     };
-    let rows: [(&str, String); 20] = [
+    let mut rows: Vec<(&str, String)> = vec![
         ("job_id", or_dash(&j.job_id).into()),
         ("status", or_dash(&j.status).into()),
         ("port", or_dash(&j.port).into()),
@@ -150,11 +150,6 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         ("interface", or_dash(&j.interface).into()),
         ("mirror_mode", or_dash(&j.mirror_mode).into()),
         ("fallback_reason", or_dash(&j.fallback_reason).into()),
-        ("mirror_scope", or_dash(&j.mirror_scope).into()),
-        (
-            "mirror_scope_reason",
-            or_dash(&j.mirror_scope_reason).into(),
-        ),
         ("attach_mode", or_dash(&j.attach_mode).into()),
         ("duration_sec", duration),
         ("sample_rate", num(j.sample_rate)),
@@ -166,6 +161,17 @@ pub fn job(out: &mut impl Write, j: &Job) -> io::Result<()> {
         ("stopped_at", or_dash(&j.stopped_at).into()),
         ("error", or_dash(&j.error).into()),
     ];
+    // Sonic jobs only: what the switch's session copies, and why.
+    if let Some(scope) = &j.mirror_scope {
+        let at = rows
+            .iter()
+            .position(|(k, _)| *k == "attach_mode")
+            .unwrap_or(0);
+        rows.insert(at, ("mirror_scope", scope.clone()));
+        if let Some(why) = &j.mirror_scope_reason {
+            rows.insert(at + 1, ("mirror_scope_reason", why.clone()));
+        }
+    }
     let mut t = Table::new(&[("KEY", Align::Left), ("VALUE", Align::Left)]);
     for (k, v) in rows {
         t.row(vec![k.to_string(), v]);

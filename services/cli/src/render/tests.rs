@@ -64,6 +64,23 @@ error            -
 }
 
 #[test]
+fn a_sonic_jobs_mirror_scope_follows_its_mode() {
+    let mut v = job_fixture();
+    v["mirror_mode"] = json!("sonic");
+    v["mirror_scope"] = json!("port");
+    v["mirror_scope_reason"] = json!("no filter: the whole port is mirrored");
+    let j: Job = serde_json::from_value(v).unwrap();
+    let t = text(|o| job(o, &j));
+    assert!(
+        t.contains(
+            "\nmirror_mode          sonic\nfallback_reason      -\nmirror_scope         port\n\
+             mirror_scope_reason  no filter: the whole port is mirrored\nattach_mode          tcx\n"
+        ),
+        "{t}"
+    );
+}
+
+#[test]
 fn job_filters_are_one_line_after_the_table() {
     let mut v = job_fixture();
     v["result_detail"] = json!("flows");
