@@ -229,6 +229,13 @@ async fn a_filtered_sonic_job_mirrors_through_acl_rules_and_counts_exactly() {
     assert_eq!(probe.results(&id).await.unwrap().filter_rejected, Some(4));
 }
 
+/// (table suffix, rule, fields besides PRIORITY and the action)
+type Rule = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
 /// Each filter shape and direction writes the rules it expands to: v4 and
 /// v6 prefixes (one table of the family each), L4 ports, VLAN, egress with
 /// the egress action, both directions as two stages.
@@ -243,11 +250,7 @@ async fn filter_shapes_expand_to_sonic_rules() {
         direction: &'static str,
         filters: pb::Filters,
         /// (table suffix, rule, fields besides PRIORITY and the action)
-        rules: Vec<(
-            &'static str,
-            &'static str,
-            Vec<(&'static str, &'static str)>,
-        )>,
+        rules: Vec<Rule>,
     }
     let cases = [
         Case {

@@ -105,7 +105,6 @@ pub fn job_to_rec(j: &Job) -> JobRec {
             Some(MirrorScope::Acl(_)) => 1,
             Some(MirrorScope::Port(_)) => 2,
         },
-        ..JobRec::default()
     }
 }
 

@@ -79,7 +79,7 @@ async fn check_owned(world: &Shared, mgr: &JobManager) {
             j.id
         );
     }
-    for (s, _) in &w.acls {
+    for s in w.acls.keys() {
         assert!(
             owners
                 .iter()
