@@ -592,3 +592,50 @@ async fn a_restart_keeps_the_acl_expiry_removes_it_and_orphans_are_swept() {
     assert_operator_acls(&redis, &operator);
     assert!(!redis.keys(4, "ACL_TABLE|TELEGEN_NOT_OURS").is_empty());
 }
+
+/// Two filtered starts at once: the switch takes one mirror table per
+/// stage, so one job gets the ACL and the other mirrors its port, naming
+/// the first job's table (never two tables orchagent would refuse).
+#[tokio::test]
+async fn concurrent_filtered_starts_share_the_stage_safely() {
+    let redis = Redis::start().await;
+    capable_switch(&redis);
+    let (ns, peer) = (Netns::new("tap").unwrap(), Netns::new("taq").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = sonic_probe(&ns, &redis, &[]).await;
+    let v4 = |dst: &str| pb::Filters {
+        dst_cidr: vec![dst.into()],
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        start(&probe, filtered(&veth.port, "ingress", v4("10.0.0.1"))),
+        start(&probe, filtered(&veth.port, "ingress", v4("10.0.0.2"))),
+    );
+    let mut scopes = Vec::new();
+    for j in [&a, &b] {
+        orchestrate(&redis, &j.job_id, Some("Active"));
+        let j = probe.wait_status(&j.job_id, "running").await.unwrap();
+        scopes.push((
+            j.mirror_scope.clone(),
+            j.mirror_scope_reason.clone(),
+            j.job_id,
+        ));
+    }
+    scopes.sort();
+    let (acl, port) = (&scopes[0], &scopes[1]);
+    assert_eq!((acl.0.as_str(), acl.1.as_str()), ("acl", ""));
+    assert_eq!(port.0, "port");
+    let first_table = format!("{}IN", acl_prefix(&acl.2));
+    assert_eq!(
+        port.1,
+        format!("the switch allows one MIRROR ACL table at ingress, and it is {first_table}")
+    );
+    assert_eq!(
+        redis.keys(4, "ACL_TABLE|*"),
+        vec![format!("ACL_TABLE|{first_table}")]
+    );
+    for j in [&a, &b] {
+        probe.stop_job(&j.job_id).await.unwrap();
+        assert_nothing_left(&redis, &j.job_id);
+    }
+}

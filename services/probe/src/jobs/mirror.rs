@@ -134,6 +134,7 @@ impl JobManager {
             SessionError::Unavailable(e) => JobError::Unavailable(e),
             e => JobError::Precondition(e.to_string()),
         };
+        let _one_at_a_time = self.acl_writes.lock().await;
         let plan = self.acl_plan(id, spec).await.map_err(unavailable)?;
         let session = SessionSpec {
             src_port: plan.is_err().then(|| {

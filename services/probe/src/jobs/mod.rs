@@ -109,6 +109,10 @@ pub struct JobManager {
     erspan: Box<dyn ErspanBackend>,
     sonic: Box<dyn SonicBackend>,
     clock: Box<dyn Clock>,
+    /// Held from reading the switch's ACL tables to writing a job's: two
+    /// filtered starts at once must not both find a stage free (orchagent
+    /// takes one mirror table per stage). Not the job lock: redis is slow.
+    acl_writes: Mutex<()>,
     inner: Mutex<Inner>,
 }
 
@@ -123,6 +127,7 @@ impl JobManager {
             erspan: ports.erspan,
             sonic: ports.sonic,
             clock: ports.clock,
+            acl_writes: Mutex::new(()),
             inner: Mutex::new(Inner {
                 kernel: ports.kernel,
                 slots: Slots::new(MAX_JOB_SLOTS as usize),
