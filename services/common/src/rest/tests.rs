@@ -273,6 +273,39 @@ mod proto {
         // A summary job: no flow_stats key, an empty top_flows list.
         let v = serde_json::to_value(Results::from(pb::Results::default())).unwrap();
         assert!(v.get("flow_stats").is_none(), "{v}");
+        assert!(v.get("filter_rejected").is_none(), "unfiltered: {v}");
         assert_eq!(v["top_flows"], serde_json::json!([]));
+        let filtered = Results::from(pb::Results {
+            filter_rejected: Some(0),
+            ..Default::default()
+        });
+        let v = serde_json::to_value(filtered).unwrap();
+        assert_eq!(v["filter_rejected"], 0, "a filtered job says 0: {v}");
+    }
+
+    #[test]
+    fn sonic_jobs_say_their_mirror_scope() {
+        let v = serde_json::to_value(Job::from(pb::Job {
+            mirror_mode: "sonic".into(),
+            mirror_scope: "port".into(),
+            mirror_scope_reason: "no filter: the whole port is mirrored".into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(v["mirror_scope"], "port");
+        assert_eq!(
+            v["mirror_scope_reason"],
+            "no filter: the whole port is mirrored"
+        );
+        // Other modes: neither key; an acl scope confirmed: no reason.
+        let v = serde_json::to_value(Job::from(pb::Job {
+            mirror_scope: "acl".into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(v["mirror_scope"], "acl");
+        assert!(v.get("mirror_scope_reason").is_none(), "{v}");
+        let v = serde_json::to_value(Job::from(pb::Job::default())).unwrap();
+        assert!(v.get("mirror_scope").is_none(), "{v}");
     }
 }
