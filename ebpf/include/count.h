@@ -8,6 +8,7 @@
 
 #include "maps.h"
 #include "flow.h"
+#include "capture.h"
 
 static __always_inline __u32 size_bucket(__u32 len)
 {
@@ -86,14 +87,19 @@ static __always_inline void count_job_error(__u32 slot, __u32 err)
 /* Deep hooks: the classifier hands the packet to telegen_deep (maps.h says
  * why a tail call) with what it decided packed in skb->cb, which is the
  * qdisc's scratch area and travels with the skb through the tail call:
- *   cb[0] L3 offset (bits 0-15), ethertype as read (16-31)
- *   cb[1] class (0-3), enum telegen_err + 1 (8-12), VLAN tag in the data
- *         (14), inside a tunnel (15), VLAN id (16-27), jobs on the hook (28-31)
+ *   cb[0] L3 offset (bits 0-7), the offset of the packet inside a tunnel
+ *         (8-15; 0: none), ethertype as read (16-31)
+ *   cb[1] class (0-3), tunnel kind (4-6, enum telegen_tun; 0 also when
+ *         none), enum telegen_err + 1 (8-12), egress hook (13), VLAN
+ *         tag in the data (14), inside a tunnel (15), VLAN id (16-27), jobs
+ *         on the hook (28-31)
  *   cb[2] counted length
  *   cb[3], cb[4] the hook's job slots, a byte each (if_cfg.jobs[dir]), so
  *         the deep program need not look the interface up again
  * The layout is a contract between the two programs: an attached
- * classifier of one probe version may reach the deep program of the next. */
+ * classifier of one probe version may reach the deep program of the next
+ * (an older classifier leaves bits 8-15 of cb[0] and bit 13 of cb[1] zero:
+ * captures then take the outer frame and say ingress). */
 #define DEEP_PROG 0
 
 static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct verdict *v,
@@ -101,8 +107,10 @@ static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct ver
 {
 	const __u8 *jobs = cfg->jobs[d & 1];
 
-	skb->cb[0] = (v->l3off & 0xffff) | ((__u32)v->l3proto << 16);
-	skb->cb[1] = (v->cls & 0xf) | ((((__u32)(err + 1)) & 0x1f) << 8) |
+	/* No branch here: every one multiplies the classifier's paths. */
+	skb->cb[0] = (v->l3off & 0xff) | ((v->inner & 0xff) << 8) | ((__u32)v->l3proto << 16);
+	skb->cb[1] = (v->cls & 0xf) | ((v->tun & 0x7) << 4) | ((((__u32)(err + 1)) & 0x1f) << 8) |
+		     ((d & 1) << 13) |
 		     ((v->has_vlan & 1) << 14) | ((v->inner != 0) << 15) |
 		     (((__u32)v->vlan & 0xfff) << 16) | (((__u32)cfg->njobs[d & 1] & 0xf) << 28);
 	skb->cb[2] = len;
@@ -121,12 +129,16 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 	struct verdict v = {
 		.cls = pkt & 0xf,
 		.inner = (pkt >> 15) & 1,
-		.l3off = l3 & 0xffff,
+		.l3off = l3 & 0xff,
 		.l3proto = l3 >> 16,
 		.vlan = (pkt >> 16) & 0xfff,
 		.has_vlan = (pkt >> 14) & 1,
 	};
 	__u32 err1 = (pkt >> 8) & 0x1f;
+	/* The frame a capture takes inside a tunnel: an Ethernet one only
+	 * (IP in GRE has none: the outer frame then). */
+	__u32 inner_eth = ((pkt >> 4) & 0x7) == TUN_KIND_GRE_IP ? 0 : (l3 >> 8) & 0xff;
+	__u32 dir = (pkt >> 13) & 1;
 	__u32 n = pkt >> 28;
 	__u64 slots = (__u64)skb->cb[4] << 32 | skb->cb[3];
 	__u32 bucket = size_bucket(len);
@@ -155,7 +167,8 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 		}
 		bump_job(slot, v.cls, len, bucket);
 		int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
-		if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks)
+		int captures = f->flags & F_CAPTURE;
+		if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks && !captures)
 			continue;
 		struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
 		if (!aux)
@@ -168,6 +181,10 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 			aux->err[ERR_IPV4_CSUM] += 1;
 		if (tracks && flow_sample(aux, f->sample_rate))
 			flow_track(slot, &x->k, len, aux);
+		/* result_detail is one of flows and pcaplike: the sampling
+		 * state is the job's own either way. */
+		if (captures && flow_sample(aux, f->sample_rate))
+			capture(skb, slot, inner_eth, dir);
 	}
 }
 

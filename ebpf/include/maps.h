@@ -149,6 +149,44 @@ struct {
 	__type(value, struct facts);
 } facts_scratch SEC(".maps");
 
+/* Packet capture (capture.h). The ring is pinned so that an attached
+ * program keeps writing where the next probe reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, CAPTURE_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} capture_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS + 1);
+	__type(key, __u32);
+	__type(value, struct capture_limit);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} capture_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, struct capture_drops);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} capture_drops_percpu SEC(".maps");
+
+/* A record being built: bpf_ringbuf_output copies it, so its size can be
+ * the packet's (bpf_ringbuf_reserve wants a constant). Not pinned. */
+struct capture_buf {
+	struct capture_hdr h;
+	__u8 data[CAPTURE_SNAP_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct capture_buf);
+} capture_scratch SEC(".maps");
+
 /* Probe-only state (never touched by the classifier). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -104,6 +104,8 @@ enum filter_flags {
 	F_VLAN = 1 << 6,
 	F_MATCH = 0x7f,     /* any of the above: the job filters */
 	F_FLOWS = 1 << 8,   /* the job tracks flows (result_detail flows) */
+	F_CAPTURE = 1 << 9, /* the job captures packets (result_detail pcaplike) */
+	F_CAPTURE_OUTER = 1 << 10, /* ... the outer frame of a tunnel, not the one inside */
 };
 
 /* IPv4 prefixes use addr[0]/mask[0] (network order) and zeros elsewhere. */
@@ -125,7 +127,7 @@ struct job_filter {
 	__u16 dport[FILTER_MAX_PORTS];
 	__u8 nsport, ndport, nsrc, ndst;
 	__u16 vlan;
-	__u16 pad;
+	__u16 snaplen;                      /* capture jobs: bytes kept of a packet */
 	struct cidr src[FILTER_MAX_CIDRS];
 	struct cidr dst[FILTER_MAX_CIDRS];
 };
@@ -236,6 +238,51 @@ struct job_rec {
  * its own so that job_rec keeps the layout earlier probes pinned. */
 struct job_note {
 	char scope_reason[192];
+};
+
+/* ---- Packet capture (issue 18): a capture job's packets, cut at its
+ * snaplen, go to one ring buffer the probe reads and writes as pcapng. ---- */
+
+#define CAPTURE_SNAP_MAX 9216
+#define CAPTURE_RING_BYTES (8 << 20)
+/* capture_limits: the probe-wide limit, after the jobs' slots. */
+#define CAPTURE_PROBE_SLOT MAX_JOB_SLOTS
+/* A pcapng enhanced packet block without its data: what a captured packet
+ * costs in the file besides its (4-byte padded) bytes. */
+#define CAPTURE_EPB_OVERHEAD 32
+
+/* A ring record: this header, then cap_len bytes of the frame. */
+struct capture_hdr {
+	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 slot;
+	__u32 orig_len;     /* the frame's length */
+	__u32 cap_len;
+	__u8 dir;           /* the hook: DIR_INGRESS or DIR_EGRESS */
+	__u8 outer;         /* the frame is the tunnel's outer one */
+	__u16 pad;
+};
+
+/* The caps and rate of one job's capture (by slot) or of the probe's
+ * (CAPTURE_PROBE_SLOT). The probe writes the limits; captures count under
+ * the lock. tokens: 1e9 a packet, at most one second's worth. */
+struct capture_limit {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 max_packets;  /* 0: no cap */
+	__u64 max_bytes;    /* pcapng bytes (EPB overhead and padded data); 0: no cap */
+	__u64 rate_pps;     /* 0: no rate limit */
+	__u64 tokens;
+	__u64 last_ns;
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Per job, per CPU: packets a capture let go, by why; never silent. */
+struct capture_drops {
+	__u64 ring_full;
+	__u64 rate_limited;
+	__u64 cap_reached;
+	__u64 copy_failed;
 };
 
 #endif

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::capture::{self, Spool};
 use crate::config::Config;
 use crate::jobs::ports::{Kernel, Ports, SystemClock};
 use crate::jobs::{DatapathStatus, JobManager};
 use crate::kernel::datapath::{brief, Datapath, DatapathError, KernelInfo};
-use crate::kernel::maps::layout::HIST_BOUNDS;
+use crate::kernel::maps::layout::{CaptureLimit, CAPTURE_PROBE_SLOT, HIST_BOUNDS};
 use crate::kernel::netlink::Netlink;
 use crate::kernel::LiveKernel;
 use crate::mirror::{erspan::Erspan, sonic::Sonic};
@@ -28,7 +29,27 @@ pub struct Probe {
 pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
     let kinfo = KernelInfo::probe();
     let netlink = Arc::new(Netlink::new()?);
-    let (kernel, datapath): (Option<Box<dyn Kernel>>, _) = match Datapath::open(&cfg, &kinfo) {
+    let spool = Arc::new(Spool::new(
+        cfg.capture_dir.clone(),
+        cfg.capture_dir_max_bytes,
+    ));
+    // The capture ring's reader, and the limit of all captures together.
+    let with_captures = |mut dp: Datapath| {
+        if let Some(ring) = dp.maps.take_capture_ring() {
+            capture::ring::spawn_reader(ring, Arc::clone(&spool));
+        }
+        let all = CaptureLimit {
+            rate_pps: cfg.capture_max_pps.into(),
+            ..Default::default()
+        };
+        if let Err(e) = dp.maps.set_capture_limit(CAPTURE_PROBE_SLOT, &all) {
+            warn!(error = %e, "setting the probe's capture rate limit");
+        }
+        dp
+    };
+    let (kernel, datapath): (Option<Box<dyn Kernel>>, _) = match Datapath::open(&cfg, &kinfo)
+        .map(with_captures)
+    {
         // Never serve beside another probe on the same pins: it would
         // adopt and edit the same maps, and remove this one's socket.
         Err(e @ DatapathError::Locked(_)) => return Err(e.into()),
@@ -43,7 +64,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
             let e = brief(&e.to_string());
             // Degraded, not blind: what an earlier probe recorded is still
             // listed, stopped, expired and cleaned up.
-            match Datapath::open_degraded(&cfg, &e) {
+            match Datapath::open_degraded(&cfg, &e).map(with_captures) {
                 Ok(dp) => {
                     warn!(error = %e, pin_dir = %dp.pin_dir.display(), "datapath off: recorded jobs adopted from the pinned maps (listed, stoppable, expiring; their hooks keep counting); new jobs run in placeholder mode");
                     (
@@ -82,6 +103,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
             settings: cfg.sonic.clone(),
         }),
         clock: Box::new(SystemClock),
+        capture: spool,
     };
     let listen = Listen {
         addr: cfg.listen.clone(),

@@ -58,6 +58,15 @@ pub struct Config {
     /// mirrors its whole port instead: TELEGEN_ACL_MAX_RULES, default 64
     /// (0: never use ACL mirroring).
     pub acl_max_rules: usize,
+    /// Where capture jobs' pcapng files live: TELEGEN_CAPTURE_DIR, default
+    /// /var/lib/telegen-sonic/captures.
+    pub capture_dir: PathBuf,
+    /// Their total size at most: TELEGEN_CAPTURE_DIR_MAX_BYTES, default
+    /// 268435456 (256 MiB).
+    pub capture_dir_max_bytes: u64,
+    /// Packets a second all captures together may keep:
+    /// TELEGEN_CAPTURE_MAX_PPS, default 10000.
+    pub capture_max_pps: u32,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -165,7 +174,30 @@ impl Config {
                     )
                 })?,
         };
+        let capture_dir = var("TELEGEN_CAPTURE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/telegen-sonic/captures"));
+        if !capture_dir.is_absolute() {
+            return Err(err(
+                "TELEGEN_CAPTURE_DIR",
+                format!("{} is not an absolute path", capture_dir.display()),
+            ));
+        }
+        let number = |name: &'static str, default: u64, min: u64, max: u64| match var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| err(name, format!("{v:?} is not a number from {min} to {max}"))),
+        };
+        let capture_dir_max_bytes =
+            number("TELEGEN_CAPTURE_DIR_MAX_BYTES", 256 << 20, 1 << 20, 1 << 40)?;
+        let capture_max_pps = number("TELEGEN_CAPTURE_MAX_PPS", 10_000, 1, 1_000_000)? as u32;
         Ok(Config {
+            capture_dir,
+            capture_dir_max_bytes,
+            capture_max_pps,
             acl_max_rules,
             allow,
             tls,

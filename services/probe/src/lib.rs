@@ -7,6 +7,7 @@
 //! SONiC sessions), `rpc` (gRPC), `assemble` (the real ports, wired).
 
 pub mod assemble;
+pub mod capture;
 pub mod config;
 pub mod domain;
 pub mod jobs;

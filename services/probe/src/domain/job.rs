@@ -69,6 +69,8 @@ pub struct Job {
     pub mirror_scope: Option<MirrorScope>,
     /// Empty: the job counts everything.
     pub filter: JobFilter,
+    /// result_detail pcaplike: what it captures.
+    pub capture: Option<super::capture::CaptureSpec>,
     /// Entries of the job's flow table (flows jobs), else 0.
     pub flow_table_size: u32,
     /// The final state a `stopping` job moves to once everything it held
@@ -82,7 +84,7 @@ impl Job {
     /// Whether the classifier must parse this job's packets beyond their
     /// class (the hook's if_cfg.deep bit).
     pub fn is_deep(&self) -> bool {
-        self.flows_detail || !self.filter.is_empty()
+        self.flows_detail || !self.filter.is_empty() || self.capture.is_some()
     }
 
     /// The hooks the classifier counts this job on. An `erspan` or `sonic`

@@ -2,6 +2,7 @@
 //! what results say. No I/O, no protobuf, no kernel layout.
 
 pub mod acl;
+pub mod capture;
 pub mod filter;
 pub mod job;
 pub mod limits;

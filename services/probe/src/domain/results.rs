@@ -74,6 +74,20 @@ pub struct FlowStats {
     pub update_failures: u64,
 }
 
+/// A capture job's figures: kept (written to its file) and let go, by why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureResults {
+    pub spec: super::capture::CaptureSpec,
+    pub packets: u64,
+    pub bytes: u64,
+    pub ring_full: u64,
+    pub rate_limited: u64,
+    pub cap_reached: u64,
+    pub copy_failed: u64,
+    pub spool_dropped: u64,
+    pub file_bytes: u64,
+}
+
 /// A job's results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Results {
@@ -89,6 +103,8 @@ pub struct Results {
     pub errors: Vec<(&'static str, u64)>,
     /// Filtered jobs: the packets on the job's hook its filter rejected.
     pub filter_rejected: Option<u64>,
+    /// Capture jobs: what was kept and let go.
+    pub capture: Option<CaptureResults>,
     pub otlp_endpoint: String,
 }
 

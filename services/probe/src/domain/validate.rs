@@ -37,21 +37,16 @@ pub enum InvalidInput {
     SampleRate(u32),
     #[error("top {0} is above the maximum of {MAX_TOP_FLOWS}")]
     Top(u32),
-    #[error("result_detail {0:?} is not one of summary, flows")]
+    #[error("result_detail {0:?} is not one of summary, flows, pcaplike (or capture)")]
     ResultDetail(String),
-    #[error("result_detail {0:?} is not supported by this build yet; use summary or flows")]
-    NotSupported(String),
+    #[error(transparent)]
+    Capture(#[from] super::capture::CaptureError),
+    #[error("capture options are for result_detail pcaplike only")]
+    CaptureWithoutPcaplike,
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error("job id {0:?} is not a UUID")]
     JobId(String),
-}
-
-impl InvalidInput {
-    /// Well-formed, but asks for a feature this build does not have yet.
-    pub fn is_not_supported(&self) -> bool {
-        matches!(self, Self::NotSupported(_))
-    }
 }
 
 /// A StartJob request as it arrives, before validation.
@@ -65,6 +60,7 @@ pub struct StartRequest {
     pub result_detail: String,
     pub sample_rate: Option<u32>,
     pub filters: Option<FilterSpec>,
+    pub capture: Option<super::capture::CaptureRequest>,
 }
 
 /// A validated StartJob request.
@@ -78,6 +74,7 @@ pub struct StartSpec {
     pub filter: JobFilter,
     pub flows: bool,
     pub sample_rate: u32,
+    pub capture: Option<super::capture::CaptureSpec>,
 }
 
 /// Every field of a start request checked; `default_mode` is the operator's
@@ -88,11 +85,16 @@ pub fn start(req: &StartRequest, default_mode: MirrorMode) -> Result<StartSpec, 
     let duration_sec = duration(req.duration_sec)?;
     let mirror = mirror_mode(&req.mirror_mode, default_mode)?;
     let sample_rate = sample_rate(req.sample_rate)?;
-    let flows = match req.result_detail.as_str() {
-        "" | "summary" => false,
-        "flows" => true,
-        "pcaplike" => return Err(InvalidInput::NotSupported(req.result_detail.clone())),
+    let (flows, pcaplike) = match req.result_detail.as_str() {
+        "" | "summary" => (false, false),
+        "flows" => (true, false),
+        "pcaplike" | "capture" => (false, true),
         other => return Err(InvalidInput::ResultDetail(other.chars().take(32).collect())),
+    };
+    let capture = match (&req.capture, pcaplike) {
+        (None, false) => None,
+        (Some(_), false) => return Err(InvalidInput::CaptureWithoutPcaplike),
+        (c, true) => Some(super::capture::parse(&c.clone().unwrap_or_default())?),
     };
     let filter = match &req.filters {
         Some(f) => super::filter::parse(f)?,
@@ -106,6 +108,7 @@ pub fn start(req: &StartRequest, default_mode: MirrorMode) -> Result<StartSpec, 
         otlp_export: req.otlp_export.unwrap_or(true),
         filter,
         flows,
+        capture,
         sample_rate,
     })
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use super::ports::{
-    AclContext, Clock, ErspanBackend, FlowSource, HookWant, Hooked, Interfaces, JobCounters,
-    Kernel, KernelCounters, KernelError, NetdevError, Ports, Provisioned, RawFlow, SessionError,
-    SessionSpec, SonicBackend,
+    AclContext, CaptureFileStats, CaptureStore, Clock, ErspanBackend, FlowSource, HookWant, Hooked,
+    Interfaces, JobCounters, Kernel, KernelCounters, KernelError, NetdevError, Ports, Provisioned,
+    RawFlow, SessionError, SessionSpec, SonicBackend,
 };
 use super::{DatapathStatus, JobManager, Settings};
 use crate::domain::acl::{AclPlan, AclStatus, Platform};
@@ -60,6 +60,8 @@ pub struct World {
     pub sessions: BTreeSet<Uuid>,
     /// Jobs with ACL tables and rules in CONFIG_DB (with their rule count).
     pub acls: BTreeMap<Uuid, usize>,
+    /// Capture files by job: whether closed.
+    pub captures: BTreeMap<Uuid, bool>,
     /// The erspan netdev exists (created by us).
     pub netdev: bool,
     /// Interfaces whose hook an operator removed (reconcile finds it lost).
@@ -340,6 +342,37 @@ impl SonicBackend for FakeSonic {
     }
 }
 
+/// Capture files, by job: opened, closed.
+pub struct FakeCaptures(pub Shared);
+
+impl CaptureStore for FakeCaptures {
+    fn open(&self, job: &Job, _ended: bool) -> std::io::Result<()> {
+        self.0.world().captures.insert(job.id, false);
+        Ok(())
+    }
+    fn close(&self, job: Uuid, _kernel_packets: u64) {
+        if let Some(c) = self.0.world().captures.get_mut(&job) {
+            *c = true;
+        }
+    }
+    fn remove(&self, job: Uuid) {
+        self.0.world().captures.remove(&job);
+    }
+    fn stats(&self, job: Uuid) -> Option<CaptureFileStats> {
+        self.0
+            .world()
+            .captures
+            .contains_key(&job)
+            .then(CaptureFileStats::default)
+    }
+    fn max_bytes(&self) -> u64 {
+        64 << 20
+    }
+    fn follow(&self, _job: Uuid, _from_now: bool) -> Option<super::ports::CaptureChunks> {
+        None
+    }
+}
+
 pub struct FakeClock(pub Shared, pub AtomicU64);
 
 impl Clock for FakeClock {
@@ -383,6 +416,7 @@ pub async fn manager(world: &Shared) -> Arc<JobManager> {
         erspan: Box::new(FakeErspan(world.clone())),
         sonic: Box::new(FakeSonic(world.clone())),
         clock: Box::new(FakeClock(world.clone(), AtomicU64::new(0))),
+        capture: Arc::new(FakeCaptures(world.clone())),
     };
     JobManager::new(settings(), DatapathStatus::On, ports).await
 }
@@ -412,6 +446,7 @@ pub fn job_template() -> Job {
         fallback: None,
         mirror_scope: None,
         filter: JobFilter::default(),
+        capture: None,
         flow_table_size: 0,
         ending: None,
         pending: None,

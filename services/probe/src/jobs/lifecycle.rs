@@ -92,6 +92,14 @@ impl JobManager {
             }
             let mut result = session.map(|_| None);
             if job.mirror_mode.attaches() && result.is_ok() {
+                // The file before the kernel writes a packet for it.
+                if job.capture.is_some() {
+                    if let Err(e) = self.capture.open(&job, false) {
+                        result = Err(format!("opening the job's capture file: {e}"));
+                    }
+                }
+            }
+            if job.mirror_mode.attaches() && result.is_ok() {
                 if let Some(k) = inner.kernel.as_mut() {
                     result = k.prepare_job(&job).map(|_| None).map_err(|e| e.to_string());
                 }
@@ -144,6 +152,16 @@ impl JobManager {
                 let _ = inner.persist(&job);
             }
             job.pending = self.release_local(&mut inner, &job).await;
+            if job.pending.is_none() && job.capture.is_some() {
+                // Nothing counts the job now: the kernel's figure is final.
+                let sent = inner
+                    .kernel
+                    .as_ref()
+                    .and_then(|k| k.job_counters(&job).ok())
+                    .and_then(|c| c.capture)
+                    .map_or(0, |c| c.packets);
+                self.capture.close(job.id, sent);
+            }
             job
         };
         if job.flows_detail && job.pending.is_none() {

@@ -29,7 +29,10 @@ use tokio::sync::Mutex;
 use crate::domain::limits::{MAX_JOBS_PER_HOOK, MAX_JOB_SLOTS};
 use crate::domain::validate::{self, InvalidInput};
 use crate::domain::{Job, JobState, MirrorMode, Results, Snapshot};
-use ports::{Clock, ErspanBackend, HookWant, Interfaces, Kernel, KernelError, Ports, SonicBackend};
+use ports::{
+    CaptureStore, Clock, ErspanBackend, HookWant, Interfaces, Kernel, KernelError, Ports,
+    SonicBackend,
+};
 use slots::Slots;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub enum JobError {
     Capacity(u32),
     #[error("a flow table of {asked} entries would put the running jobs' flow tables at {total}, over TELEGEN_FLOW_ENTRIES_MAX ({max}); stop a flows job or try again later")]
     FlowCapacity { asked: u32, total: u64, max: u64 },
+    #[error("a capture of up to {asked} bytes would put the capture spool at {total} bytes, over TELEGEN_CAPTURE_DIR_MAX_BYTES ({max}); lower capture.max_bytes, or wait for older captures to be recycled")]
+    SpoolCapacity { asked: u64, total: u64, max: u64 },
     /// Something on the host is in the way (a foreign netdev, a session we
     /// did not write, the datapath off): the operator must act.
     #[error("{0}")]
@@ -113,6 +118,7 @@ pub struct JobManager {
     /// filtered starts at once must not both find a stage free (orchagent
     /// takes one mirror table per stage). Not the job lock: redis is slow.
     acl_writes: Mutex<()>,
+    capture: std::sync::Arc<dyn CaptureStore>,
     inner: Mutex<Inner>,
 }
 
@@ -128,13 +134,50 @@ impl JobManager {
             sonic: ports.sonic,
             clock: ports.clock,
             acl_writes: Mutex::new(()),
+            capture: ports.capture,
             inner: Mutex::new(Inner {
                 kernel: ports.kernel,
                 slots: Slots::new(MAX_JOB_SLOTS as usize),
             }),
         });
         mgr.adopt().await;
+        mgr.open_captures().await;
         mgr
+    }
+
+    /// After a restart: the capture files of the jobs recorded, continued
+    /// for those still counting, readable for the others.
+    async fn open_captures(&self) {
+        let inner = self.inner.lock().await;
+        for j in inner.slots.iter().filter(|j| j.capture.is_some()) {
+            let ended = !j.wants_attachment();
+            if let Err(e) = self.capture.open(j, ended) {
+                tracing::warn!(job_id = %j.id, error = %e, "opening the capture file of a recorded job");
+            }
+            if ended {
+                self.capture.close(j.id, 0);
+            }
+        }
+    }
+
+    /// A capture job's pcapng, live (StreamCapture).
+    pub async fn capture_stream(
+        &self,
+        id: &str,
+        from_now: bool,
+    ) -> Result<ports::CaptureChunks, JobError> {
+        let job = self.get(id).await?;
+        if job.capture.is_none() {
+            return Err(JobError::Precondition(format!(
+                "job {id} does not capture packets (result_detail {})",
+                if job.flows_detail { "flows" } else { "summary" }
+            )));
+        }
+        self.capture.follow(job.id, from_now).ok_or_else(|| {
+            JobError::Precondition(format!(
+                "job {id} has no capture file (it never counted, or its file is gone)"
+            ))
+        })
     }
 
     pub fn datapath(&self) -> &DatapathStatus {
@@ -209,7 +252,8 @@ impl JobManager {
             counters.flows.table_size = Some(size);
         }
         let endpoint = &self.settings.otlp_endpoint;
-        Ok(report::results(&job, counters, endpoint, self.now()))
+        let file = self.capture.stats(job.id);
+        Ok(report::results(&job, counters, file, endpoint, self.now()))
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, JobError> {

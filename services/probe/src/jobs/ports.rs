@@ -109,7 +109,53 @@ pub struct JobCounters {
     pub flows: FlowTableRead,
     /// Packets on the job's hook that its filter rejected.
     pub filter_rejected: u64,
+    /// Capture jobs: what the kernel let through and let go.
+    pub capture: Option<KernelCapture>,
 }
+
+/// A capture job's kernel figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelCapture {
+    /// Packets put in the ring.
+    pub packets: u64,
+    pub ring_full: u64,
+    pub rate_limited: u64,
+    pub cap_reached: u64,
+    pub copy_failed: u64,
+}
+
+/// A capture job's file, as the probe wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureFileStats {
+    pub packets: u64,
+    /// Captured bytes (as cut at snaplen).
+    pub bytes: u64,
+    /// Records the spool had no room for, or could not write.
+    pub spool_dropped: u64,
+    pub file_bytes: u64,
+}
+
+/// Where captures are written (capture::Spool): one pcapng file per
+/// capture job, in a directory of bounded size.
+pub trait CaptureStore: Send + Sync {
+    /// Start a job's file (or continue it, after a restart; `ended`: the
+    /// job ended already and writes nothing more).
+    fn open(&self, job: &Job, ended: bool) -> std::io::Result<()>;
+    /// The job counts no more; the kernel put `kernel_packets` in the ring
+    /// for it in all (the file is complete once they are written).
+    fn close(&self, job: Uuid, kernel_packets: u64);
+    /// Delete the job's file (its record is gone).
+    fn remove(&self, job: Uuid);
+    fn stats(&self, job: Uuid) -> Option<CaptureFileStats>;
+    /// TELEGEN_CAPTURE_DIR_MAX_BYTES.
+    fn max_bytes(&self) -> u64;
+    /// The job's file as pcapng chunks, live (capture::follow); None when
+    /// it has none.
+    fn follow(&self, job: Uuid, from_now: bool) -> Option<CaptureChunks>;
+}
+
+/// A capture being sent, chunk by chunk.
+pub type CaptureChunks = tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>;
 
 /// One interface's counters, for the counter stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,4 +359,5 @@ pub struct Ports {
     pub erspan: Box<dyn ErspanBackend>,
     pub sonic: Box<dyn SonicBackend>,
     pub clock: Box<dyn Clock>,
+    pub capture: std::sync::Arc<dyn CaptureStore>,
 }

@@ -1,9 +1,11 @@
 //! Results and counter snapshots from the kernel's counters: totals, the
 //! top flows (sorted, scaled by the sample rate), the flow table's health.
 
-use super::ports::{FlowSource, FlowTableRead, JobCounters, Kernel, KernelError, RawFlow};
+use super::ports::{
+    CaptureFileStats, FlowSource, FlowTableRead, JobCounters, Kernel, KernelError, RawFlow,
+};
 use crate::domain::limits::{CLASS_NAMES, HIST_BOUNDS, JOB_ERROR_NAMES};
-use crate::domain::results::{IfaceSeries, JobSeries};
+use crate::domain::results::{CaptureResults, IfaceSeries, JobSeries};
 use crate::domain::{ClassCounts, Flow, FlowStats, Job, Results, Snapshot};
 
 /// Counts per class with their names; zero counts without a datapath.
@@ -141,7 +143,13 @@ fn flows(job: &Job, read: FlowTableRead) -> (Vec<Flow>, Option<FlowStats>) {
 }
 
 /// A job's results from its counters (`c.flows` with the top flows read).
-pub(super) fn results(job: &Job, c: JobCounters, endpoint: &str, now_ns: u64) -> Results {
+pub(super) fn results(
+    job: &Job,
+    c: JobCounters,
+    file: Option<CaptureFileStats>,
+    endpoint: &str,
+    now_ns: u64,
+) -> Results {
     let (top_flows, flow_stats) = flows(job, c.flows);
     let by_class = named(c.classes);
     let mut total = ClassCounts {
@@ -165,6 +173,21 @@ pub(super) fn results(job: &Job, c: JobCounters, endpoint: &str, now_ns: u64) ->
         flow_stats,
         errors,
         filter_rejected: (!job.filter.is_empty()).then_some(c.filter_rejected),
+        capture: job.capture.map(|spec| {
+            let k = c.capture.unwrap_or_default();
+            let f = file.unwrap_or_default();
+            CaptureResults {
+                spec,
+                packets: f.packets,
+                bytes: f.bytes,
+                ring_full: k.ring_full,
+                rate_limited: k.rate_limited,
+                cap_reached: k.cap_reached,
+                copy_failed: k.copy_failed,
+                spool_dropped: f.spool_dropped,
+                file_bytes: f.file_bytes,
+            }
+        }),
         otlp_endpoint: endpoint.into(),
     }
 }

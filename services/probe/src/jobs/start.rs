@@ -118,7 +118,40 @@ impl JobManager {
                 max: self.settings.flow_entries_max,
             });
         }
+        if let Some(c) = &spec.capture {
+            // Reserved for every capture not yet ended, held by the files
+            // of those that ended (until their slot is reused).
+            let held: u64 = inner
+                .slots
+                .iter()
+                .filter(|j| j.capture.is_some())
+                .map(|j| match (&j.capture, j.state.is_final()) {
+                    (Some(c), false) => crate::capture::reserve_bytes(c.max_bytes),
+                    _ => self.capture.stats(j.id).map_or(0, |s| s.file_bytes),
+                })
+                .sum();
+            let asked = crate::capture::reserve_bytes(c.max_bytes);
+            let max = self.capture.max_bytes();
+            // The slot this start takes gives its file back.
+            let freed = inner
+                .slots
+                .free_slot()
+                .and_then(|s| inner.slots.iter().find(|j| j.slot == s))
+                .filter(|j| j.capture.is_some())
+                .and_then(|j| self.capture.stats(j.id))
+                .map_or(0, |s| s.file_bytes);
+            let total = (held + asked).saturating_sub(freed);
+            if total > max {
+                return Err(JobError::SpoolCapacity { asked, total, max });
+            }
+        }
         let slot = inner.slots.free_slot().ok_or(JobError::NoSlot)?;
+        // A reused slot's old job goes, and with it its capture file.
+        if let Some(old) = inner.slots.iter().find(|j| j.slot == slot) {
+            if old.capture.is_some() {
+                self.capture.remove(old.id);
+            }
+        }
         let now = self.now();
         let job = Job {
             slot,
@@ -145,6 +178,7 @@ impl JobManager {
             fallback: None,
             mirror_scope: None,
             filter: spec.filter.clone(),
+            capture: spec.capture,
             // Counted against the cap from now; 0 once placed where
             // nothing attaches.
             flow_table_size: table,

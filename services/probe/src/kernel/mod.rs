@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::domain::{AttachMode, ClassCounts, Job, DIR_NAMES};
 use crate::jobs::ports::{
     DeepLoader, FlowSource, FlowTableRead, HookWant, Hooked, IfaceCounters, JobCounters, Kernel,
-    KernelCounters, KernelError, RawFlow,
+    KernelCapture, KernelCounters, KernelError, RawFlow,
 };
 use datapath::Datapath;
 use maps::layout::{
@@ -99,6 +99,8 @@ impl Kernel for LiveKernel {
                 let mut job = records::job_from_rec(slot, &rec)?;
                 if let Ok(k) = self.dp.maps.job_filter(slot) {
                     job.filter = crate::domain::JobFilter::from_kernel(&k);
+                    let limit = self.dp.maps.capture_limit(slot).ok().flatten();
+                    records::apply_capture(&mut job, &k, limit.as_ref());
                 }
                 if let Ok(Some(n)) = self.dp.maps.job_note(slot) {
                     records::apply_note(&mut job, &n);
@@ -135,6 +137,16 @@ impl Kernel for LiveKernel {
     }
 
     fn prepare_job(&mut self, job: &Job) -> Result<(), KernelError> {
+        // The limit before the filter that turns capturing on.
+        let limit = job
+            .capture
+            .as_ref()
+            .map(records::capture_limit)
+            .unwrap_or_default();
+        self.dp
+            .maps
+            .set_capture_limit(job.slot, &limit)
+            .map_err(map("writing the job's capture limits"))?;
         Ok(self
             .dp
             .maps
@@ -173,6 +185,25 @@ impl Kernel for LiveKernel {
         let filter_rejected = maps
             .job_rejected(job.slot)
             .map_err(map("reading the job's rejected packets"))?;
+        let capture = match job.capture {
+            None => None,
+            Some(_) => {
+                let l = maps
+                    .capture_limit(job.slot)
+                    .map_err(map("reading the job's capture limit"))?
+                    .unwrap_or_default();
+                let d = maps
+                    .capture_drops(job.slot)
+                    .map_err(map("reading the job's capture drops"))?;
+                Some(KernelCapture {
+                    packets: l.packets,
+                    ring_full: d.ring_full,
+                    rate_limited: d.rate_limited,
+                    cap_reached: d.cap_reached,
+                    copy_failed: d.copy_failed,
+                })
+            }
+        };
         let flows = FlowTableRead {
             flows_seen: aux.flows_new,
             sampled_packets: aux.sampled,
@@ -188,6 +219,7 @@ impl Kernel for LiveKernel {
                 .collect(),
             flows,
             filter_rejected,
+            capture,
         })
     }
 

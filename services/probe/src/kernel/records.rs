@@ -8,9 +8,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use uuid::Uuid;
 
 use super::maps::layout::{
-    get_str, put_str, FlowKey, FlowVal, JobNote, JobRec, KCidr, KJobFilter, FILTER_MAX_CIDRS,
-    FILTER_MAX_PORTS, F_DPORT, F_DSCP, F_DST, F_FLOWS, F_PROTO, F_SPORT, F_SRC, F_VLAN,
+    get_str, put_str, CaptureLimit, FlowKey, FlowVal, JobNote, JobRec, KCidr, KJobFilter,
+    FILTER_MAX_CIDRS, FILTER_MAX_PORTS, F_CAPTURE, F_CAPTURE_OUTER, F_DPORT, F_DSCP, F_DST,
+    F_FLOWS, F_PROTO, F_SPORT, F_SRC, F_VLAN,
 };
+use crate::domain::capture::CaptureSpec;
 use crate::domain::filter::{mask, Cidr};
 use crate::domain::{AttachMode, Direction, Job, JobFilter, JobState, MirrorMode, MirrorScope};
 use crate::jobs::ports::RawFlow;
@@ -89,7 +91,12 @@ pub fn job_to_rec(j: &Job) -> JobRec {
         mirror_mode: mirror_code(j.mirror_mode),
         attach_mode: j.attach_mode.map_or(0, attach_code),
         otlp_export: j.otlp_export as u8,
-        result_detail: j.flows_detail as u8,
+        // 0 summary, 1 flows, 2 pcaplike.
+        result_detail: if j.capture.is_some() {
+            2
+        } else {
+            j.flows_detail as u8
+        },
         duration_sec: j.duration_sec,
         sample_rate: j.sample_rate,
         flow_table_size: j.flow_table_size,
@@ -123,7 +130,9 @@ pub fn job_from_rec(slot: u32, r: &JobRec) -> Option<Job> {
         mirror_mode: mirror_from_code(r.mirror_mode)?,
         attach_mode: attach_from_code(r.attach_mode),
         otlp_export: r.otlp_export != 0,
-        flows_detail: r.result_detail != 0,
+        flows_detail: r.result_detail == 1,
+        // Its settings are in job_filters and capture_limits (apply_capture).
+        capture: (r.result_detail == 2).then(CaptureSpec::default),
         duration_sec: r.duration_sec,
         sample_rate: r.sample_rate,
         seq: r.seq,
@@ -165,7 +174,38 @@ pub fn apply_note(job: &mut Job, n: &JobNote) {
 
 /// The classifier's filter record of a job.
 pub fn job_filter(j: &Job) -> KJobFilter {
-    j.filter.to_kernel(j.flows_detail, j.sample_rate)
+    let mut k = j.filter.to_kernel(j.flows_detail, j.sample_rate);
+    if let Some(c) = &j.capture {
+        k.flags |= F_CAPTURE;
+        if c.outer {
+            k.flags |= F_CAPTURE_OUTER;
+        }
+        k.snaplen = c.snaplen as u16;
+    }
+    k
+}
+
+/// A capture job's kernel limit: its caps and rate, counters from zero.
+pub fn capture_limit(c: &CaptureSpec) -> CaptureLimit {
+    CaptureLimit {
+        max_packets: c.max_packets,
+        max_bytes: c.max_bytes,
+        rate_pps: c.max_pps.into(),
+        ..Default::default()
+    }
+}
+
+/// A recorded capture job's settings from its filter and kernel limit.
+pub fn apply_capture(job: &mut Job, f: &KJobFilter, l: Option<&CaptureLimit>) {
+    if let Some(c) = job.capture.as_mut() {
+        c.snaplen = u32::from(f.snaplen);
+        c.outer = f.flags & F_CAPTURE_OUTER != 0;
+        if let Some(l) = l {
+            c.max_packets = l.max_packets;
+            c.max_bytes = l.max_bytes;
+            c.max_pps = l.rate_pps as u32;
+        }
+    }
 }
 
 impl JobFilter {
@@ -370,6 +410,7 @@ mod tests {
             error: None,
             fallback: Some("why".into()),
             mirror_scope: Some(MirrorScope::Port("no filter".into())),
+            capture: None,
             filter: JobFilter::default(),
             flow_table_size: 0,
             ending: None,

@@ -3,7 +3,8 @@
 use telegen_proto::v1 as pb;
 use tonic::Status;
 
-use crate::domain::results::{IfaceSeries, JobSeries};
+use crate::domain::capture::{CaptureRequest, CaptureSpec};
+use crate::domain::results::{CaptureResults, IfaceSeries, JobSeries};
 use crate::domain::{
     ClassCounts, FilterSpec, Flow, FlowStats, Job, Results, Snapshot, StartRequest,
 };
@@ -14,15 +15,12 @@ impl From<JobError> for Status {
     fn from(e: JobError) -> Status {
         let msg = e.to_string();
         match e {
-            // Valid requests for what this build cannot do yet: the gateway
-            // answers them with 400 not_supported rather than invalid input.
-            JobError::Invalid(ref i) if i.is_not_supported() => Status::unimplemented(msg),
             JobError::Invalid(_) => Status::invalid_argument(msg),
             JobError::NotFound(_) => Status::not_found(msg),
             JobError::Denied(_) => Status::permission_denied(msg),
-            JobError::Capacity(_) | JobError::FlowCapacity { .. } => {
-                Status::resource_exhausted(msg)
-            }
+            JobError::Capacity(_)
+            | JobError::FlowCapacity { .. }
+            | JobError::SpoolCapacity { .. } => Status::resource_exhausted(msg),
             JobError::Precondition(_) => Status::failed_precondition(msg),
             JobError::Unavailable(_) => Status::unavailable(msg),
             JobError::Lookup(_) | JobError::NoSlot | JobError::Kernel(_) => Status::internal(msg),
@@ -64,6 +62,41 @@ pub fn start_request(r: pb::StartJobRequest) -> StartRequest {
         result_detail: r.result_detail,
         sample_rate: r.sample_rate,
         filters: r.filters.map(filter_spec),
+        capture: r.capture.map(|c| CaptureRequest {
+            snaplen: c.snaplen,
+            max_packets: c.max_packets,
+            max_bytes: c.max_bytes,
+            max_pps: c.max_pps,
+            frame: c.frame,
+        }),
+    }
+}
+
+fn capture_options(c: &CaptureSpec) -> pb::CaptureOptions {
+    pb::CaptureOptions {
+        snaplen: Some(c.snaplen),
+        max_packets: Some(c.max_packets),
+        max_bytes: Some(c.max_bytes),
+        max_pps: Some(c.max_pps),
+        frame: c.frame().into(),
+    }
+}
+
+fn capture_stats(c: &CaptureResults) -> pb::CaptureStats {
+    pb::CaptureStats {
+        snaplen: c.spec.snaplen,
+        frame: c.spec.frame().into(),
+        packets: c.packets,
+        bytes: c.bytes,
+        ring_full: c.ring_full,
+        rate_limited: c.rate_limited,
+        cap_reached: c.cap_reached,
+        spool_dropped: c.spool_dropped,
+        max_packets: c.spec.max_packets,
+        max_bytes: c.spec.max_bytes,
+        max_pps: c.spec.max_pps,
+        file_bytes: c.file_bytes,
+        copy_failed: c.copy_failed,
     }
 }
 
@@ -87,7 +120,13 @@ pub fn job(j: &Job) -> pb::Job {
         ifindex: j.ifindex,
         fallback_reason: j.fallback.clone().unwrap_or_default(),
         otlp_export: j.otlp_export,
-        result_detail: if j.flows_detail { "flows" } else { "summary" }.into(),
+        result_detail: match (j.flows_detail, j.capture.is_some()) {
+            (_, true) => "pcaplike",
+            (true, _) => "flows",
+            _ => "summary",
+        }
+        .into(),
+        capture: j.capture.as_ref().map(capture_options),
         sample_rate: j.sample_rate,
         filters: (!j.filter.is_empty()).then(|| filters(j.filter.to_spec())),
         flow_table_size: j.flow_table_size,
@@ -184,6 +223,7 @@ pub fn results(r: Results) -> pb::Results {
         }),
         flow_stats: r.flow_stats.as_ref().map(flow_stats),
         filter_rejected: r.filter_rejected,
+        capture: r.capture.as_ref().map(capture_stats),
     }
 }
 

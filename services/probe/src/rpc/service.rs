@@ -5,7 +5,7 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use telegen_common::BuildInfo;
 use telegen_proto::v1::{self as pb, probe_server::Probe};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{debug, info};
 
@@ -47,6 +47,7 @@ async fn run_to_completion<T: Send + 'static>(
 }
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::CounterSnapshot, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CaptureChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Probe for ProbeService {
@@ -149,6 +150,21 @@ impl Probe for ProbeService {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+
+    type StreamCaptureStream = ChunkStream;
+
+    async fn stream_capture(
+        &self,
+        req: Request<pb::StreamCaptureRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let req = req.into_inner();
+        let rx = self.mgr.capture_stream(&req.job_id, req.from_now).await?;
+        let chunks = tokio_stream::wrappers::ReceiverStream::new(rx).map(|c| match c {
+            Ok(data) => Ok(pb::CaptureChunk { data }),
+            Err(e) => Err(Status::internal(format!("reading the capture file: {e}"))),
+        });
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn get_info(&self, _: Request<pb::GetInfoRequest>) -> Result<Response<pb::Info>, Status> {

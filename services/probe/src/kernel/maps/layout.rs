@@ -28,6 +28,11 @@ pub const F_DSCP: u32 = 1 << 5;
 pub const F_VLAN: u32 = 1 << 6;
 pub const F_MATCH: u32 = 0x7f;
 pub const F_FLOWS: u32 = 1 << 8;
+pub const F_CAPTURE: u32 = 1 << 9;
+pub const F_CAPTURE_OUTER: u32 = 1 << 10;
+/// capture_limits' entry of the probe-wide limit (after the jobs').
+pub const CAPTURE_PROBE_SLOT: u32 = MAX_JOB_SLOTS;
+pub const CAPTURE_RING_BYTES: u32 = 8 << 20;
 
 /// Error counter names, indexed by enum telegen_err.
 pub const ERROR_NAMES: [&str; N_ERRORS as usize] = [
@@ -199,7 +204,8 @@ pub struct KJobFilter {
     pub nsrc: u8,
     pub ndst: u8,
     pub vlan: u16,
-    pub pad: u16,
+    /// Capture jobs: bytes kept of a packet.
+    pub snaplen: u16,
     pub src: [KCidr; FILTER_MAX_CIDRS],
     pub dst: [KCidr; FILTER_MAX_CIDRS],
 }
@@ -222,6 +228,45 @@ pub struct FlowKey {
 pub struct FlowVal {
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// struct capture_hdr: a capture ring record's header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureHdr {
+    pub ts_ns: u64,
+    pub slot: u32,
+    pub orig_len: u32,
+    pub cap_len: u32,
+    pub dir: u8,
+    pub outer: u8,
+    pub pad: u16,
+}
+
+/// struct capture_limit (`lock` is the kernel's bpf_spin_lock, which the
+/// kernel skips when user space reads or writes the value).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureLimit {
+    pub lock: u32,
+    pub pad: u32,
+    pub max_packets: u64,
+    pub max_bytes: u64,
+    pub rate_pps: u64,
+    pub tokens: u64,
+    pub last_ns: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// struct capture_drops (per CPU).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureDrops {
+    pub ring_full: u64,
+    pub rate_limited: u64,
+    pub cap_reached: u64,
+    pub copy_failed: u64,
 }
 
 /// struct job_aux (per CPU).
@@ -263,6 +308,8 @@ unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for IfaceRec {}
 unsafe impl aya::Pod for JobRec {}
 unsafe impl aya::Pod for JobNote {}
+unsafe impl aya::Pod for CaptureLimit {}
+unsafe impl aya::Pod for CaptureDrops {}
 unsafe impl aya::Pod for KCidr {}
 unsafe impl aya::Pod for KJobFilter {}
 unsafe impl aya::Pod for FlowKey {}

@@ -11,7 +11,7 @@ use layout::*;
 
 /// Names of every map the object pins, with the expected key/value sizes and
 /// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 16] = [
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 19] = [
     (
         "stats_percpu",
         4,
@@ -66,6 +66,19 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 16] = [
     ),
     ("job_flows", 4, 4, MAX_JOB_SLOTS),
     ("job_rejected_percpu", 4, 8, MAX_JOB_SLOTS),
+    ("capture_ring", 0, 0, CAPTURE_RING_BYTES),
+    (
+        "capture_limits",
+        4,
+        std::mem::size_of::<CaptureLimit>() as u32,
+        MAX_JOB_SLOTS + 1,
+    ),
+    (
+        "capture_drops_percpu",
+        4,
+        std::mem::size_of::<CaptureDrops>() as u32,
+        MAX_JOB_SLOTS,
+    ),
     (
         "job_notes",
         4,
@@ -76,7 +89,13 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 16] = [
 ];
 
 /// Maps added since the first layout, which pins of an earlier probe lack.
-const ADDED_MAPS: [&str; 2] = ["job_rejected_percpu", "job_notes"];
+const ADDED_MAPS: [&str; 5] = [
+    "job_rejected_percpu",
+    "job_notes",
+    "capture_ring",
+    "capture_limits",
+    "capture_drops_percpu",
+];
 
 pub type ClassCounters = [Counters; N_CLASSES as usize];
 
@@ -106,6 +125,10 @@ pub struct Maps {
     /// probe before them (what they hold is then not recorded).
     job_rejected: Option<PerCpuArray<MapData, u64>>,
     job_notes: Option<Array<MapData, JobNote>>,
+    capture_limits: Option<Array<MapData, CaptureLimit>>,
+    capture_drops: Option<PerCpuArray<MapData, CaptureDrops>>,
+    /// Taken by the capture reader (take_capture_ring).
+    capture_ring: Option<Map>,
     /// ARRAY_OF_MAPS by job slot: the flows jobs' LRU tables (flows.rs).
     job_flows: Map,
     /// Where the flow tables are pinned, one file per slot (flows.rs).
@@ -143,6 +166,11 @@ impl Maps {
             .map(TryInto::try_into)
             .transpose()?;
         let job_notes = get("job_notes")?.map(TryInto::try_into).transpose()?;
+        let capture_limits = get("capture_limits")?.map(TryInto::try_into).transpose()?;
+        let capture_drops = get("capture_drops_percpu")?
+            .map(TryInto::try_into)
+            .transpose()?;
+        let capture_ring = get("capture_ring")?;
         let mut open = |name: &str| {
             get(name)?.ok_or_else(|| MapError::InvalidName {
                 name: name.to_string(),
@@ -163,6 +191,9 @@ impl Maps {
             job_aux: open("job_aux_percpu")?.try_into()?,
             job_rejected,
             job_notes,
+            capture_limits,
+            capture_drops,
+            capture_ring,
             job_flows: open("job_flows")?,
             flow_pin_dir: None,
             ncpus,
@@ -356,7 +387,45 @@ impl Maps {
         }
     }
 
+    /// The capture ring, for the one reader.
+    pub fn take_capture_ring(&mut self) -> Option<aya::maps::RingBuf<MapData>> {
+        self.capture_ring.take()?.try_into().ok()
+    }
+
+    pub fn capture_limit(&self, slot: u32) -> Result<Option<CaptureLimit>, MapError> {
+        self.capture_limits
+            .as_ref()
+            .map(|m| m.get(&slot, 0))
+            .transpose()
+    }
+
+    /// Write a capture limit (its counters restart from those given).
+    pub fn set_capture_limit(&mut self, slot: u32, l: &CaptureLimit) -> Result<(), MapError> {
+        match &mut self.capture_limits {
+            Some(m) => m.set(slot, l, 0),
+            None => Ok(()),
+        }
+    }
+
+    /// A job's capture drops, summed over CPUs.
+    pub fn capture_drops(&self, slot: u32) -> Result<CaptureDrops, MapError> {
+        let mut out = CaptureDrops::default();
+        if let Some(m) = &self.capture_drops {
+            for d in m.get(&slot, 0)?.iter() {
+                out.ring_full += d.ring_full;
+                out.rate_limited += d.rate_limited;
+                out.cap_reached += d.cap_reached;
+                out.copy_failed += d.copy_failed;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn reset_job_aux(&mut self, slot: u32) -> Result<(), MapError> {
+        if let Some(m) = &mut self.capture_drops {
+            let zero = PerCpuValues::try_from(vec![CaptureDrops::default(); self.ncpus])?;
+            m.set(slot, zero, 0)?;
+        }
         if let Some(m) = &mut self.job_rejected {
             m.set(slot, PerCpuValues::try_from(vec![0u64; self.ncpus])?, 0)?;
         }
