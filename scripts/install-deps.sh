@@ -63,10 +63,13 @@ declare -A PROBE=(
 	[python3]="cmd:python3"
 	[prometheus]="cmd:promtool"
 	[redis-server]="cmd:redis-server"
+	[tcpdump]="cmd:tcpdump"
+	[tshark]="cmd:capinfos"
 )
 # prometheus: for promtool, which checks the exporter's /metrics in the tests.
 # redis-server (and its redis-cli): a real redis for the sonic mirror-mode tests.
-ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3 prometheus redis-server)
+# tcpdump, tshark (capinfos): real readers of the packet captures' pcapng.
+ORDER=(clang llvm libbpf-dev linux-libc-dev bpftool protobuf-compiler iproute2 util-linux procps curl python3 prometheus redis-server tcpdump tshark)
 
 present() {
 	local pkg=$1 probe=${PROBE[$1]:-}

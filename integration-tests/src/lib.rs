@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod grpcurl;
 pub mod netns;
 pub mod otlp;
+pub mod pcapng;
 pub mod probe;
 pub mod redis;
 pub mod sonic;

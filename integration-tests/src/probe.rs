@@ -59,6 +59,10 @@ impl Probe {
             // configured one only) is tested on its own.
             ("TELEGEN_POLICY_MIRROR_MODES", "*".into()),
             ("RUST_LOG", "info,telegen_probe=debug".into()),
+            (
+                "TELEGEN_CAPTURE_DIR",
+                dir.join("captures").display().to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -190,6 +194,24 @@ impl Probe {
             },
         )
         .await
+    }
+
+    /// A capture job's pcapng as StreamCapture sends it, to the end (the
+    /// job must end for the stream to).
+    pub async fn capture(&self, id: &str, from_now: bool) -> anyhow::Result<Vec<u8>> {
+        let mut s = self
+            .client()
+            .stream_capture(pb::StreamCaptureRequest {
+                job_id: id.into(),
+                from_now,
+            })
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(c) = s.message().await? {
+            out.extend(c.data);
+        }
+        Ok(out)
     }
 
     pub async fn stop_job(&self, id: &str) -> anyhow::Result<pb::Job> {

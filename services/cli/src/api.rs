@@ -35,6 +35,15 @@ pub fn results_path(id: &str, top: Option<u32>) -> String {
     }
 }
 
+pub fn capture_path(id: &str, from_now: bool) -> String {
+    let path = with_id(paths::CAPTURE, id);
+    if from_now {
+        format!("{path}?from=now")
+    } else {
+        path
+    }
+}
+
 pub fn stop_path(id: &str) -> String {
     with_id(paths::STOP, id)
 }

@@ -101,6 +101,25 @@ pub enum Command {
     Stop(JobArg),
     /// List jobs (GET /jobs).
     List,
+    /// Write a capture job's packets as pcapng, live until the job ends
+    /// (GET /jobs/{JOB}/capture): `-w -` writes to stdout, so that
+    /// `telegenctl capture JOB -w - | tcpdump -r -` shows them as they come.
+    Capture(CaptureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Job id of a job started with --result-detail pcaplike.
+    #[arg(value_name = "JOB", value_parser = parse_job_id)]
+    pub job: String,
+
+    /// Where to write the pcapng: a file, or - for stdout.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: String,
+
+    /// Only packets captured from now on (default: from the job's start).
+    #[arg(long)]
+    pub from_now: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +193,41 @@ pub struct StartArgs {
     /// Do not export this job's own series over OTLP.
     #[arg(long)]
     pub no_otlp_export: bool,
+
+    /// Capture (--result-detail pcaplike): bytes kept of each packet
+    /// (default 128, at most 9216).
+    #[arg(long, value_name = "BYTES")]
+    pub snaplen: Option<u32>,
+
+    /// Capture: the most packets kept (default 10000).
+    #[arg(long, value_name = "N")]
+    pub max_packets: Option<u64>,
+
+    /// Capture: the most pcapng bytes of packet blocks (default 16 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
+
+    /// Capture: packets per second at most (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_pps: Option<u32>,
+
+    /// Capture: inside ERSPAN/GRE keep the inner frame (default) or the outer.
+    #[arg(long, value_parser = PossibleValuesParser::new(["inner", "outer"]))]
+    pub frame: Option<String>,
+}
+
+impl StartArgs {
+    /// The capture options given, if any.
+    pub fn capture(&self) -> Option<telegen_common::rest::CaptureOptions> {
+        let c = telegen_common::rest::CaptureOptions {
+            snaplen: self.snaplen,
+            max_packets: self.max_packets,
+            max_bytes: self.max_bytes,
+            max_pps: self.max_pps,
+            frame: self.frame.clone(),
+        };
+        (c != Default::default()).then_some(c)
+    }
 }
 
 impl Command {
@@ -185,6 +239,7 @@ impl Command {
             Command::Results(_) => "results",
             Command::Stop(_) => "stop",
             Command::List => "list",
+            Command::Capture(_) => "capture",
         }
     }
 }

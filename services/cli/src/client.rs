@@ -127,6 +127,15 @@ pub trait Transport {
     /// Send one request; `body` is JSON.
     fn send(&self, method: Method, path: &str, body: Option<&str>)
         -> Result<Reply, TransportError>;
+    /// GET `path` and copy a 2xx body to `out` as it arrives, flushed chunk
+    /// by chunk, for as long as it lasts (no overall deadline); any other
+    /// answer is returned whole.
+    fn stream(&self, path: &str, out: &mut dyn io::Write) -> Result<Reply, TransportError> {
+        let _ = (path, out);
+        Err(TransportError::Protocol(
+            "streaming is not supported here".into(),
+        ))
+    }
 }
 
 /// Blocking HTTP/1.1 with ureq, https with rustls. Proxy variables are
@@ -251,6 +260,50 @@ impl Transport for HttpTransport {
             .read_to_string()
             .map_err(|e| self.map_error(e))?;
         Ok(Reply { status, body })
+    }
+
+    fn stream(&self, path: &str, out: &mut dyn io::Write) -> Result<Reply, TransportError> {
+        let url = self.base.join(path);
+        // The answer must start within the timeout; the body runs until
+        // the job ends.
+        let mut req = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(None)
+            .timeout_connect(Some(self.timeout))
+            .timeout_recv_response(Some(self.timeout))
+            .build();
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req.call().map_err(|e| self.map_error(e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| self.map_error(e))?;
+            return Ok(Reply { status, body });
+        }
+        let mut body = resp.into_body().into_reader();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match io::Read::read(&mut body, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(TransportError::Unreachable(io_reason(&e))),
+            };
+            // A reader that went away (`| head`) ends the copy, quietly.
+            if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+        Ok(Reply {
+            status,
+            body: String::new(),
+        })
     }
 }
 

@@ -59,6 +59,8 @@ pub enum View {
     Job,
     List,
     Results,
+    /// pcapng, streamed to a file (capture.rs), not rendered.
+    Capture,
 }
 
 /// One request to make.
@@ -94,6 +96,7 @@ pub fn plan(cli: &Cli) -> Result<Call, String> {
                 // The design's aliases: telegenctl sends the current names.
                 span_method: None,
                 vlan: None,
+                capture: a.capture(),
             };
             Call {
                 method: Method::Post,
@@ -111,6 +114,7 @@ pub fn plan(cli: &Cli) -> Result<Call, String> {
             view: View::Job,
         },
         Command::List => get(api::LIST.into(), View::List),
+        Command::Capture(c) => get(api::capture_path(&c.job, c.from_now), View::Capture),
     })
 }
 
@@ -172,9 +176,43 @@ fn report(
             View::Job => render::job(out, &typed::<Job>(value).map_err(bad)?),
             View::List => render::job_list(out, &typed::<JobList>(value).map_err(bad)?.jobs),
             View::Results => render::results(out, &typed::<Results>(value).map_err(bad)?),
+            View::Capture => Ok(()),
         }
     };
     Ok(())
+}
+
+/// `telegenctl capture`: the call's pcapng into `write` (a file, or `-`
+/// for `out`), live; an error answer or failure on `err`. The exit code.
+pub fn capture(
+    call: &Call,
+    write: &str,
+    transport: &impl Transport,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Exit {
+    let url = transport.base().to_string();
+    let mut file;
+    let target: &mut dyn Write = if write == "-" {
+        out
+    } else {
+        file = match std::fs::File::create(write) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = writeln!(err, "ERROR: cannot write {write}: {e}");
+                return Exit::Usage;
+            }
+        };
+        &mut file
+    };
+    let failure = match transport.stream(&call.path, target) {
+        Ok(r) if (200..300).contains(&r.status) => return Exit::Ok,
+        Ok(r) => Failure::from_http(r.status, &r.body),
+        Err(TransportError::Unreachable(reason)) => Failure::Unreachable { url, reason },
+        Err(TransportError::Protocol(reason)) => Failure::BadResponse { url, reason },
+    };
+    let _ = failure.write_line(err);
+    failure.exit()
 }
 
 fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{error::ErrorKind, CommandFactory, Parser};
 use telegen_cli::{
-    args::Cli,
+    args::{Cli, Command},
+    capture,
     client::{read_pem_certs, HttpTransport},
     execute, plan,
 };
@@ -21,6 +22,16 @@ fn main() -> ExitCode {
         None => Vec::new(),
     };
     let transport = HttpTransport::with_roots(cli.api.clone(), token, cli.timeout, roots);
+    if let Command::Capture(c) = &cli.command {
+        let code = capture(
+            &call,
+            &c.write,
+            &transport,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        return ExitCode::from(code.code());
+    }
     let code = execute(
         &call,
         cli.json,

@@ -40,6 +40,19 @@ pub async fn require_token(State(st): State<AppState>, mut req: Request, next: N
         return resp;
     };
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Packets carry what counters do not (payloads, addresses): operate.
+    let packets = req.uri().path().ends_with("/capture");
+    if packets && id.role == Role::Read {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {:?} has role read: packet captures need role operate",
+                id.name
+            ),
+        )
+        .into_response();
+    }
     if changes && id.role == Role::Read {
         return ApiError::new(
             StatusCode::FORBIDDEN,

@@ -20,6 +20,28 @@ pub struct ResultsQuery {
     pub top: Option<String>,
 }
 
+/// The query of GET /jobs/{job_id}/capture.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CaptureQuery {
+    /// `now`: only packets captured from now on; default `start`.
+    #[param(value_type = Option<String>, example = "now")]
+    pub from: Option<String>,
+}
+
+impl CaptureQuery {
+    pub fn from_now(&self) -> Result<bool, ApiError> {
+        match self.from.as_deref() {
+            None | Some("start") => Ok(false),
+            Some("now") => Ok(true),
+            Some(other) => Err(ApiError::invalid(format!(
+                "from must be start or now, not {:?}",
+                other.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
+
 impl ResultsQuery {
     /// Check the query: `format` must be json, `top` a decimal integer in
     /// 0..=MAX_TOP. Returns `top` for GetResultsRequest (0 = the default).

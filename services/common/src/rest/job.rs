@@ -51,6 +51,34 @@ pub struct StartRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<schema::ResultDetail>))]
     pub result_detail: Option<String>,
+    /// result_detail pcaplike: what is kept of each packet, and how much.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureOptions>,
+}
+
+/// What a capture keeps (result_detail pcaplike). Every limit is enforced
+/// in the kernel before a byte is copied; what is let go is counted in the
+/// results' `capture`, by why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaptureOptions {
+    /// Bytes kept of each packet: default 128, 14 to 9216.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snaplen: Option<u32>,
+    /// The most packets kept: default 10000, at most 10000000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_packets: Option<u64>,
+    /// The most pcapng bytes of packet blocks (32 each and the data padded
+    /// to 4): default 16777216, at most 1073741824.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Packets per second at most: default 1000, at most 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pps: Option<u32>,
+    /// ERSPAN/GRE: inner (default: the mirrored frame) or outer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<String>,
 }
 
 /// Which packets a job counts. Every field narrows the match; lists are
@@ -160,6 +188,9 @@ pub struct Job {
     /// for `acl`, what is not confirmed. Omitted when there is nothing to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_scope_reason: Option<String>,
+    /// result_detail pcaplike: the capture's settings, defaults filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureOptions>,
 }
 
 /// The filters a job applies, in the shape of the start request's `filters`

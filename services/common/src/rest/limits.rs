@@ -46,7 +46,7 @@ pub const JOB_MIRROR_MODES: [&str; 4] = ["erspan", "sonic", "direct", "placehold
 /// `span_method`, the design's older name for `mirror_mode`.
 pub const SPAN_METHODS: [&str; 2] = ["erspan", "span"];
 /// `result_detail` a job can have.
-pub const RESULT_DETAILS: [&str; 2] = ["summary", "flows"];
+pub const RESULT_DETAILS: [&str; 4] = ["summary", "flows", "pcaplike", "capture"];
 /// A job's `status`.
 pub const STATUSES: [&str; 6] = [
     "starting", "running", "stopping", "stopped", "expired", "failed",

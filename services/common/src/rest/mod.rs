@@ -19,8 +19,10 @@ mod system;
 #[cfg(test)]
 mod tests;
 
-pub use job::{Filters, Job, JobFilters, JobList, ProtoSpec, StartRequest};
-pub use results::{Flow, FlowStats, OtelExport, ProtoCounters, Results, SizeHistogram};
+pub use job::{CaptureOptions, Filters, Job, JobFilters, JobList, ProtoSpec, StartRequest};
+pub use results::{
+    CaptureStats, Flow, FlowStats, OtelExport, ProtoCounters, Results, SizeHistogram,
+};
 pub use system::{ErrorBody, Health, ProbeInfo, Ready, Version};
 
 /// Deserializers for reading leniently.

@@ -9,6 +9,8 @@ pub const JOBS: &str = "/jobs";
 pub const JOB: &str = "/jobs/{job_id}";
 pub const STOP: &str = "/jobs/{job_id}/stop";
 pub const RESULTS: &str = "/jobs/{job_id}/results";
+/// A capture job's packets, as pcapng.
+pub const CAPTURE: &str = "/jobs/{job_id}/capture";
 
 /// `POST` starts a job, `GET` lists them.
 pub const V1_JOBS: &str = "/v1/monitor/jobs";

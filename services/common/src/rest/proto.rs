@@ -40,6 +40,13 @@ impl StartRequest {
             filters: filters.map(Filters::into_proto),
             otlp_export: self.otlp_export,
             result_detail: self.result_detail.unwrap_or_default(),
+            capture: self.capture.map(|c| pb::CaptureOptions {
+                snaplen: c.snaplen,
+                max_packets: c.max_packets,
+                max_bytes: c.max_bytes,
+                max_pps: c.max_pps,
+                frame: c.frame.unwrap_or_default(),
+            }),
         })
     }
 }
@@ -110,6 +117,13 @@ impl From<pb::Job> for Job {
             pending: opt(j.pending),
             mirror_scope: opt(j.mirror_scope),
             mirror_scope_reason: opt(j.mirror_scope_reason),
+            capture: j.capture.map(|c| CaptureOptions {
+                snaplen: c.snaplen,
+                max_packets: c.max_packets,
+                max_bytes: c.max_bytes,
+                max_pps: c.max_pps,
+                frame: opt(c.frame),
+            }),
         }
     }
 }
@@ -187,6 +201,21 @@ impl From<pb::Results> for Results {
             }),
             flow_stats: r.flow_stats.map(FlowStats::from),
             filter_rejected: r.filter_rejected,
+            capture: r.capture.map(|c| CaptureStats {
+                snaplen: c.snaplen,
+                frame: c.frame,
+                packets: c.packets,
+                bytes: c.bytes,
+                ring_full: c.ring_full,
+                rate_limited: c.rate_limited,
+                cap_reached: c.cap_reached,
+                copy_failed: c.copy_failed,
+                spool_dropped: c.spool_dropped,
+                max_packets: c.max_packets,
+                max_bytes: c.max_bytes,
+                max_pps: c.max_pps,
+                file_bytes: c.file_bytes,
+            }),
         }
     }
 }

@@ -52,6 +52,36 @@ pub struct Results {
     /// and the kernel's disagree). Omitted for jobs without filters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter_rejected: Option<u64>,
+    /// result_detail pcaplike: what was captured, and what was let go and
+    /// why. Omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureStats>,
+}
+
+/// A capture job's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CaptureStats {
+    pub snaplen: u32,
+    /// inner or outer.
+    pub frame: String,
+    /// Packets and bytes (cut at snaplen) in the job's pcapng.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Let go in the kernel: the ring to the probe was full; over the
+    /// job's or the probe's rate; past the job's or the probe's caps; the
+    /// packet could not be read.
+    pub ring_full: u64,
+    pub rate_limited: u64,
+    pub cap_reached: u64,
+    pub copy_failed: u64,
+    /// Let go by the probe: the spool directory was full, or a write failed.
+    pub spool_dropped: u64,
+    pub max_packets: u64,
+    pub max_bytes: u64,
+    pub max_pps: u32,
+    /// The pcapng file's size now.
+    pub file_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -152,7 +152,10 @@ named! {
     SpanMethod = one_of("The original design's name for mirror_mode (span = direct).", &SPAN_METHODS);
     /// A job's mode as it reports it.
     JobMirrorMode = one_of("The mode the job runs in (span reads back as direct).", &JOB_MIRROR_MODES);
-    ResultDetail = one_of("summary (counters) or flows (counters and a flow table).", &RESULT_DETAILS);
+    ResultDetail = one_of(
+        "summary (counters), flows (counters and a flow table), or pcaplike (alias capture: counters and the packets themselves, as pcapng from GET /jobs/{id}/capture).",
+        &RESULT_DETAILS,
+    );
     JobStatus = one_of("A job's state.", &STATUSES).examples(["starting"]);
     AttachMode = one_of("How the job's counter is attached: tcx, or tc (clsact).", &ATTACH_MODES);
     MirrorScope = one_of(

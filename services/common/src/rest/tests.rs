@@ -18,6 +18,7 @@ fn start_request_omits_what_was_not_given() {
         vlan: None,
         result_detail: None,
         otlp_export: None,
+        capture: None,
     };
     assert_eq!(
         serde_json::to_value(&r).unwrap(),

@@ -14,7 +14,12 @@ use telegen_common::rest::{paths, schema::JobId, ErrorBody, Job, JobList, Result
 use telegen_proto::v1 as pb;
 use utoipa::{IntoParams, IntoResponses};
 
-use crate::{error::ApiError, query::ResultsQuery, tokens::Identity, AppState};
+use crate::{
+    error::ApiError,
+    query::{CaptureQuery, ResultsQuery},
+    tokens::Identity,
+    AppState,
+};
 
 /// The errors any job route can answer with.
 #[derive(IntoResponses)]
@@ -164,4 +169,48 @@ pub async fn job_results(
     )
     .await?;
     Ok(Json(r.into()))
+}
+
+/// A capture job's packets (result_detail pcaplike) as a pcapng download:
+/// what was captured so far, then each packet as it is captured, until the
+/// job has ended (`from=now`: only packets from now on). Needs role
+/// operate when tokens are on: packets are more than counters.
+#[utoipa::path(get, path = paths::CAPTURE, tag = "jobs", params(JobPath, CaptureQuery),
+    responses((status = 200, description = "pcapng, streamed while the job runs",
+               content_type = "application/x-pcapng", body = Vec<u8>),
+              (status = 409, description = "The job does not capture (conflict)", body = ErrorBody),
+              UnknownJob, JobErrors))]
+pub async fn job_capture(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<CaptureQuery>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    use tokio_stream::StreamExt;
+    let job_id = p?.0;
+    let Query(q) = q?;
+    let from_now = q.from_now()?;
+    let chunks = call(
+        &st,
+        st.probe().stream_capture(pb::StreamCaptureRequest {
+            job_id: job_id.clone(),
+            from_now,
+        }),
+    )
+    .await?;
+    // The probe found the job: its id is a UUID, safe in a header.
+    let name = format!("attachment; filename=\"{job_id}.pcapng\"");
+    let body = axum::body::Body::from_stream(chunks.map(|c| {
+        c.map(|c| axum::body::Bytes::from(c.data))
+            .map_err(|s| std::io::Error::other(s.message().to_string()))
+    }));
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-pcapng".to_string()),
+            (CONTENT_DISPOSITION, name),
+        ],
+        body,
+    )
+        .into_response())
 }

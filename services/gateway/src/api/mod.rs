@@ -99,6 +99,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let r = job_route!(r, jobs::stop_job, Delete paths::V1_JOB, "delete_job_v1");
     let r = job_route!(r, jobs::job_results, Get paths::V1_RESULTS, "job_results_v1");
     let (router, mut doc) = r
+        .routes(routes!(jobs::job_capture))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::version))

@@ -90,6 +90,16 @@ impl Probe for FakeProbe {
             ..Default::default()
         }))
     }
+    type StreamCaptureStream =
+        tonic::codegen::tokio_stream::Empty<Result<pb::CaptureChunk, Status>>;
+    async fn stream_capture(
+        &self,
+        _: GrpcRequest<pb::StreamCaptureRequest>,
+    ) -> Result<Response<Self::StreamCaptureStream>, Status> {
+        Err(Status::failed_precondition(
+            "fake: job x does not capture packets",
+        ))
+    }
     type WatchCountersStream =
         tonic::codegen::tokio_stream::Empty<Result<pb::CounterSnapshot, Status>>;
     async fn watch_counters(

@@ -152,6 +152,15 @@ impl pb::probe_server::Probe for FakeProbe {
         Err(synthetic_only())
     }
 
+    type StreamCaptureStream = ReceiverStream<Result<pb::CaptureChunk, tonic::Status>>;
+
+    async fn stream_capture(
+        &self,
+        _: tonic::Request<pb::StreamCaptureRequest>,
+    ) -> Reply<Self::StreamCaptureStream> {
+        Err(synthetic_only())
+    }
+
     type WatchCountersStream = ReceiverStream<Result<pb::CounterSnapshot, tonic::Status>>;
 
     /// One snapshot per interval (clamped like the probe's), until the
