@@ -389,9 +389,11 @@ async fn a_session_redis_cannot_delete_keeps_its_job_stopping_until_it_is_gone()
     let (ns, peer) = (Netns::new("tsp").unwrap(), Netns::new("tsq").unwrap());
     let veth = Veth::new(&ns, &peer).unwrap();
     let probe = sonic_probe(&ns, &redis, &[]).await;
+    // Time enough for the redis to be wedged before the job expires, even
+    // on a loaded machine (a 3 s job once expired before it was).
     let job = probe
         .client()
-        .start_job(req(&veth.port, "ingress", 3))
+        .start_job(req(&veth.port, "ingress", 10))
         .await
         .unwrap()
         .into_inner();
