@@ -253,6 +253,9 @@ fn spawn_probe(v: &Variant) -> anyhow::Result<Child> {
         .env("TELEGEN_ERSPAN_LOCAL", "10.99.0.2")
         .env("TELEGEN_ERSPAN_REMOTE", "10.99.0.1")
         .env("TELEGEN_ERSPAN_KEY", KEY)
+        .env("TELEGEN_MAX_JOBS", "4")
+        .env("TELEGEN_POLICY_MIRROR_MODES", "erspan,direct")
+        .env("TELEGEN_CAPTURE_DIR", sock_dir.join("captures"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -674,6 +677,36 @@ async fn jobs(
         ),
     );
     let filtered = filtered?;
+    // A capture on the underlay itself, where the ERSPAN arrives: the
+    // classifier opens the tunnel, and the capture keeps the inner frames.
+    let capture = c
+        .start_job(pb::StartJobRequest {
+            port: "u1".into(),
+            direction: "ingress".into(),
+            mirror_mode: "direct".into(),
+            duration_sec: Some(0),
+            filters: Some(pb::Filters {
+                ip_proto: vec!["udp".into()],
+                ..Default::default()
+            }),
+            result_detail: "pcaplike".into(),
+            capture: Some(pb::CaptureOptions {
+                snaplen: Some(256),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let capture = job_status(client, &capture.job_id, "running").await;
+    checks.check(
+        capture.is_ok(),
+        &format!(
+            "a capture job runs on the ERSPAN underlay: {:?}",
+            capture.as_ref().err()
+        ),
+    );
+    let capture = capture?;
     let link = ip("-n col -d link show dev erspan0").unwrap_or_default();
     say(&format!(
         "col: {}",
@@ -782,6 +815,33 @@ async fn jobs(
         job_id: filtered.job_id.clone(),
     })
     .await?;
+    c.stop_job(pb::StopJobRequest {
+        job_id: capture.job_id.clone(),
+    })
+    .await?;
+    let mut stream = c
+        .stream_capture(pb::StreamCaptureRequest {
+            job_id: capture.job_id.clone(),
+            from_now: false,
+        })
+        .await?
+        .into_inner();
+    let mut pcap = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        pcap.extend(chunk.data);
+    }
+    let got = telegen_integration_tests::pcapng::parse(&pcap)?;
+    let inner: Vec<&Vec<u8>> = got.packets.iter().map(|p| &p.data).collect();
+    let want: Vec<&Vec<u8>> = udp.iter().collect();
+    checks.check(
+        inner == want && got.packets.iter().all(|p| p.orig_len as usize == p.data.len()),
+        &format!(
+            "the capture holds the {} mirrored udp frames as sent, not their ERSPAN (got {} packets of {:?} bytes)",
+            udp.len(),
+            got.packets.len(),
+            got.packets.iter().map(|p| p.data.len()).collect::<Vec<_>>()
+        ),
+    );
 
     // A crash and restart: the new probe adopts the job, and still knows
     // the netdev is its own (the owner mark is on the device).
