@@ -311,3 +311,125 @@ async fn two_capture_jobs_on_one_port_get_only_their_packets() {
         assert_eq!(dports, vec![want; if want == 1111 { 3 } else { 4 }]);
     }
 }
+
+/// Live, through the whole stack: `telegenctl capture JOB -w - | tcpdump
+/// -r -` prints packets while the job runs, and ends when the job does;
+/// the REST download afterwards is the same pcapng; a read-only token may
+/// not fetch packets.
+#[tokio::test]
+async fn a_live_capture_through_telegenctl_pipes_into_tcpdump() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use telegen_integration_tests::{gateway::Stack, probe::bin_dir};
+    let stack = Stack::start(&[], &[]).await.unwrap();
+    let ctl = bin_dir().join("telegenctl");
+    let started = Command::new(&ctl)
+        .args([
+            "--api",
+            &stack.gw.url,
+            "--json",
+            "start",
+            "--port",
+            &stack.veth.port,
+        ])
+        .args(["--direction", "ingress", "--result-detail", "pcaplike"])
+        .args(["--snaplen", "96", "--filter", "ip_proto=udp"])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let job: serde_json::Value = serde_json::from_slice(&started.stdout).unwrap();
+    let id = job["job_id"].as_str().unwrap().to_string();
+    assert_eq!(job["capture"]["snaplen"], 96, "{job}");
+    stack.probe.wait_status(&id, "running").await.unwrap();
+
+    let mut pipeline = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} --api {} capture {id} -w - | tcpdump -r - -nn -l",
+            ctl.display(),
+            stack.gw.url
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = pipeline.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let read_until = |n: usize, lines: &mut Vec<String>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while lines.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(e) => panic!("tcpdump printed {lines:?}, waiting for {n}: {e}"),
+            }
+        }
+    };
+    let udp = |sport: u16| Pkt::new("10.0.0.1", "10.0.0.2", 17, sport, 9999, 120).frame();
+    frames::send(
+        &stack.peer.path(),
+        &stack.veth.peer,
+        &[udp(1), udp(2), udp(3)],
+    )
+    .unwrap();
+    read_until(3, &mut lines);
+    // Shown while the job runs, and more as they come.
+    assert_eq!(stack.probe.results(&id).await.unwrap().status, "running");
+    frames::send(&stack.peer.path(), &stack.veth.peer, &[udp(4), udp(5)]).unwrap();
+    read_until(5, &mut lines);
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            l.contains(&format!("10.0.0.1.{} > 10.0.0.2.9999: UDP", i + 1)),
+            "{l}"
+        );
+    }
+    stack.probe.stop_job(&id).await.unwrap();
+    let status = poll(
+        "the pipeline to end with the job",
+        Duration::from_secs(10),
+        || {
+            let s = pipeline.try_wait().unwrap();
+            async move { s }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // The download of the ended job: the same bytes as the gRPC stream.
+    let file = stack.probe.log.with_file_name("download.pcapng");
+    let saved = Command::new(&ctl)
+        .args([
+            "--api",
+            &stack.gw.url,
+            "capture",
+            &id,
+            "-w",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{saved:?}");
+    let grpc = stack.probe.capture(&id, false).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), grpc);
+    assert_eq!(pcapng::parse(&grpc).unwrap().packets.len(), 5);
+    // A job that does not capture: 409 from the gateway, exit 3.
+    let plain = stack
+        .probe
+        .start_job(&stack.veth.port, "ingress")
+        .await
+        .unwrap();
+    let refused = Command::new(&ctl)
+        .args(["--api", &stack.gw.url, "capture", &plain.job_id, "-w", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("does not capture packets"), "{err}");
+}
