@@ -112,14 +112,18 @@ __attribute__((noinline)) int capture(struct __sk_buff *skb, __u32 slot, __u32 i
 	b->h.dir = dir;
 	b->h.outer = off == 0 && inner != 0;
 	b->h.pad = 0;
-	/* Bounds the verifier can see: 1..CAPTURE_SNAP_MAX. */
-	cap &= 0x3fff;
-	if (cap == 0 || cap > CAPTURE_SNAP_MAX)
+	/* Bounds the verifier can see, 1..CAPTURE_SNAP_MAX, in a form 5.10's
+	 * tracks: clang merges "cap == 0 ||" into one range compare on a copy
+	 * of the register, which 5.10 does not carry back (it refused the
+	 * load, "R3 min value is outside of the allowed memory range"). Here
+	 * a cap of 0 wraps past the maximum instead. */
+	__u32 n = ((cap - 1) & 0x3fff) + 1;
+	if (n > CAPTURE_SNAP_MAX)
 		goto failed;
-	b->h.cap_len = cap;
-	if (bpf_skb_load_bytes(skb, off, b->data, cap) < 0)
+	b->h.cap_len = n;
+	if (bpf_skb_load_bytes(skb, off, b->data, n) < 0)
 		goto failed;
-	if (bpf_ringbuf_output(&capture_ring, b, sizeof(b->h) + cap, 0) < 0) {
+	if (bpf_ringbuf_output(&capture_ring, b, sizeof(b->h) + n, 0) < 0) {
 		capture_refund(slot, size);
 		capture_refund(CAPTURE_PROBE_SLOT, size);
 		d->ring_full += 1;

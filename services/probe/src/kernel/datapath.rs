@@ -239,12 +239,13 @@ fn publish_deep(
 /// why, so the message fits in a gRPC status and a log line.
 pub fn brief(msg: &str) -> String {
     const HEAD: usize = 240;
-    const TAIL: usize = 360;
+    const TAIL: usize = 600;
     if msg.len() <= HEAD + TAIL {
         return msg.to_string();
     }
     let head: String = msg.chars().take(HEAD).collect();
-    let tail_lines: Vec<&str> = msg.lines().rev().take(3).collect();
+    // The reason comes before the kernel's three lines of statistics.
+    let tail_lines: Vec<&str> = msg.lines().rev().take(6).collect();
     let tail = tail_lines.into_iter().rev().collect::<Vec<_>>().join(" / ");
     let cut = tail
         .char_indices()
@@ -266,7 +267,7 @@ mod tests {
             .collect::<String>()
             + "BPF program is too large. Processed 1000001 insn\nverification time 1 usec";
         let b = brief(&log);
-        assert!(b.len() < 700, "{}", b.len());
+        assert!(b.len() < 900, "{}", b.len());
         assert!(b.starts_with("0: insn"));
         assert!(b.ends_with("verification time 1 usec"), "{b}");
         assert!(b.contains("too large"), "{b}");
