@@ -49,12 +49,22 @@ async fn capture_stats(
     id: &str,
     done: impl Fn(&pb::CaptureStats) -> bool,
 ) -> pb::CaptureStats {
-    poll("the capture's figures", Duration::from_secs(10), || async {
+    let last = std::sync::Mutex::new(None);
+    let got = poll("the capture's figures", Duration::from_secs(10), || async {
         let c = probe.results(id).await.ok()?.capture?;
+        *last.lock().unwrap() = Some(c.clone());
         done(&c).then_some(c)
     })
-    .await
-    .unwrap()
+    .await;
+    got.unwrap_or_else(|e| {
+        let log = probe.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        panic!(
+            "{e}; last figures {:?}; probe log:\n{}",
+            last.lock().unwrap(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -432,4 +442,38 @@ async fn a_live_capture_through_telegenctl_pipes_into_tcpdump() {
     assert_eq!(refused.status.code(), Some(3), "{refused:?}");
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("does not capture packets"), "{err}");
+}
+
+/// kill -9 mid-capture: what the kernel captured while no probe read the
+/// ring waits there, and the next probe continues the same file: every
+/// packet once, in order, and results count them all.
+#[tokio::test]
+async fn a_capture_survives_a_kill_9_without_losing_or_doubling_a_packet() {
+    let (ns, peer) = (Netns::new("tca").unwrap(), Netns::new("tcb").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let mut probe = Probe::start(&ns, &[]).await.unwrap();
+    let id = start(&probe, capture_req(&veth.port, udp(), Default::default())).await;
+    let udp = |sport: u16| Pkt::new("10.0.0.1", "10.0.0.2", 17, sport, 9999, 100).frame();
+    frames::send(&peer.path(), &veth.peer, &[udp(1), udp(2), udp(3)]).unwrap();
+    capture_stats(&probe, &id, |c| c.packets == 3).await;
+    probe.kill_process();
+    frames::send(&peer.path(), &veth.peer, &[udp(4), udp(5), udp(6), udp(7)]).unwrap();
+    probe.spawn(&[]).await.unwrap();
+    probe.wait_status(&id, "running").await.unwrap();
+    let c = capture_stats(&probe, &id, |c| c.packets >= 7).await;
+    assert_eq!((c.packets, c.ring_full, c.spool_dropped), (7, 0, 0));
+    frames::send(&peer.path(), &veth.peer, &[udp(8)]).unwrap();
+    capture_stats(&probe, &id, |c| c.packets >= 8).await;
+    probe.stop_job(&id).await.unwrap();
+    let cap = pcapng::parse(&probe.capture(&id, false).await.unwrap()).unwrap();
+    let sports: Vec<u16> = cap
+        .packets
+        .iter()
+        .map(|p| u16::from_be_bytes([p.data[34], p.data[35]]))
+        .collect();
+    assert_eq!(sports, (1..=8).collect::<Vec<u16>>());
+    assert_eq!(
+        probe.results(&id).await.unwrap().capture.unwrap().packets,
+        8
+    );
 }

@@ -33,11 +33,11 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         cfg.capture_dir.clone(),
         cfg.capture_dir_max_bytes,
     ));
-    // The capture ring's reader, and the limit of all captures together.
-    let with_captures = |mut dp: Datapath| {
-        if let Some(ring) = dp.maps.take_capture_ring() {
-            capture::ring::spawn_reader(ring, Arc::clone(&spool));
-        }
+    // The capture ring, read once the core knows its capture jobs (records a
+    // killed probe left wait in it), and the limit of all captures together.
+    let mut ring = None;
+    let mut with_captures = |mut dp: Datapath| {
+        ring = dp.maps.take_capture_ring();
         let all = CaptureLimit {
             rate_pps: cfg.capture_max_pps.into(),
             ..Default::default()
@@ -48,7 +48,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         dp
     };
     let (kernel, datapath): (Option<Box<dyn Kernel>>, _) = match Datapath::open(&cfg, &kinfo)
-        .map(with_captures)
+        .map(&mut with_captures)
     {
         // Never serve beside another probe on the same pins: it would
         // adopt and edit the same maps, and remove this one's socket.
@@ -64,7 +64,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
             let e = brief(&e.to_string());
             // Degraded, not blind: what an earlier probe recorded is still
             // listed, stopped, expired and cleaned up.
-            match Datapath::open_degraded(&cfg, &e).map(with_captures) {
+            match Datapath::open_degraded(&cfg, &e).map(&mut with_captures) {
                 Ok(dp) => {
                     warn!(error = %e, pin_dir = %dp.pin_dir.display(), "datapath off: recorded jobs adopted from the pinned maps (listed, stoppable, expiring; their hooks keep counting); new jobs run in placeholder mode");
                     (
@@ -103,7 +103,7 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
             settings: cfg.sonic.clone(),
         }),
         clock: Box::new(SystemClock),
-        capture: spool,
+        capture: Arc::clone(&spool) as Arc<dyn crate::jobs::ports::CaptureStore>,
     };
     let listen = Listen {
         addr: cfg.listen.clone(),
@@ -113,5 +113,8 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         local_tcp: cfg.local_tcp,
     };
     let mgr = JobManager::new(cfg.job_settings(), datapath, ports).await;
+    if let Some(ring) = ring {
+        capture::ring::spawn_reader(ring, spool);
+    }
     Ok(Probe { mgr, info, listen })
 }

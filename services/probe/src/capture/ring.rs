@@ -24,19 +24,24 @@ pub fn spawn_reader(ring: RingBuf<MapData>, spool: Arc<Spool>) {
             }
         };
         info!(dir = %spool.dir().display(), "reading the capture ring");
+        // Drain first, then on every wake-up; and every 250 ms besides:
+        // the kernel wakes a reader only when the ring was empty, so
+        // records a killed probe left behind announce nothing.
         loop {
-            let mut guard = match fd.readable_mut().await {
-                Ok(g) => g,
-                Err(e) => {
-                    error!(error = %e, "waiting on the capture ring; captures will not be written");
-                    return;
-                }
-            };
-            let ring = guard.get_inner_mut();
+            let ring = fd.get_mut();
             while let Some(item) = ring.next() {
                 spool.write_record(&item);
             }
-            guard.clear_ready();
+            tokio::select! {
+                ready = fd.readable_mut() => match ready {
+                    Ok(mut guard) => guard.clear_ready(),
+                    Err(e) => {
+                        error!(error = %e, "waiting on the capture ring; captures will not be written");
+                        return;
+                    }
+                },
+                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
         }
     });
 }

@@ -202,9 +202,19 @@ impl CaptureStore for Spool {
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         let mut stats = CaptureFileStats::default();
         match existing {
-            // A restarted probe continues the file; its counts are the
-            // kernel's (results), the file's length is the file's.
-            Some(len) if len >= header.len() as u64 => stats.file_bytes = len,
+            // A restarted probe continues the file: its packets are
+            // counted again, and a block a killed probe left half-written
+            // is cut off.
+            Some(len) if len >= header.len() as u64 => {
+                let (packets, bytes, whole) = scan_blocks(&path)?;
+                if whole < len {
+                    warn!(job_id = %job.id, cut = len - whole, "cutting a half-written packet off a capture file");
+                    file.set_len(whole)?;
+                }
+                stats.packets = packets;
+                stats.bytes = bytes;
+                stats.file_bytes = whole;
+            }
             _ => {
                 file.set_len(0)?;
                 file.write_all(&header)?;
@@ -291,6 +301,46 @@ impl CaptureStore for Spool {
         tokio::spawn(super::follow::follow(cap, from_now, tx));
         Some(rx)
     }
+}
+
+/// The packet blocks of a capture file: (packets, captured bytes, the
+/// length of its whole blocks).
+fn scan_blocks(path: &Path) -> std::io::Result<(u64, u64, u64)> {
+    use std::io::{BufReader, Read, Seek};
+    let mut r = BufReader::new(File::open(path)?);
+    let (mut packets, mut bytes, mut at) = (0u64, 0u64, 0u64);
+    let mut head = [0u8; 24];
+    loop {
+        match r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok((packets, bytes, at))
+            }
+            Err(e) => return Err(e),
+        }
+        let kind = u32::from_le_bytes(head[0..4].try_into().unwrap_or_default());
+        let len = u64::from(u32::from_le_bytes(
+            head[4..8].try_into().unwrap_or_default(),
+        ));
+        if len < 12 || len % 4 != 0 {
+            return Ok((packets, bytes, at));
+        }
+        // Skip to the block's end; a block cut short ends the scan.
+        if r.seek_relative(len as i64 - 24).is_err() || r.stream_position()? > path_len(&r)? {
+            return Ok((packets, bytes, at));
+        }
+        if kind == 6 {
+            packets += 1;
+            bytes += u64::from(u32::from_le_bytes(
+                head[20..24].try_into().unwrap_or_default(),
+            ));
+        }
+        at += len;
+    }
+}
+
+fn path_len(r: &std::io::BufReader<File>) -> std::io::Result<u64> {
+    Ok(r.get_ref().metadata()?.len())
 }
 
 /// What a capture job reserves of the spool: its packet blocks at most, and
