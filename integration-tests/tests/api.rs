@@ -93,9 +93,20 @@ async fn bad_input_is_refused_and_changes_nothing() {
         (
             pb::StartJobRequest {
                 result_detail: "pcaplike".into(),
+                capture: Some(pb::CaptureOptions {
+                    snaplen: Some(9217),
+                    ..Default::default()
+                }),
                 ..req(port, "ingress")
             },
-            "not supported",
+            "capture.snaplen",
+        ),
+        (
+            pb::StartJobRequest {
+                capture: Some(pb::CaptureOptions::default()),
+                ..req(port, "ingress")
+            },
+            "for result_detail pcaplike only",
         ),
         (
             pb::StartJobRequest {
@@ -121,17 +132,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
             r.port.chars().take(20).collect::<String>(),
             r.direction
         );
-        // Well-formed requests for features this build lacks are UNIMPLEMENTED
-        // (REST 400 not_supported), the rest INVALID_ARGUMENT.
-        let unsupported = r.result_detail == "pcaplike";
         let err = c.start_job(r).await.expect_err(&what);
         assert_eq!(
             err.code(),
-            if unsupported {
-                Code::Unimplemented
-            } else {
-                Code::InvalidArgument
-            },
+            Code::InvalidArgument,
             "{what}: {}",
             err.message()
         );

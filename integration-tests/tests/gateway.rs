@@ -293,13 +293,22 @@ async fn every_error_path_is_a_clear_json_error_and_changes_nothing() {
             "filters.dscp",
         ),
         (
-            "pcaplike",
+            "capture snaplen above 9216",
             start(&format!(
-                r#"{{"port":"{port}","direction":"ingress","result_detail":"pcaplike"}}"#
+                r#"{{"port":"{port}","direction":"ingress","result_detail":"pcaplike","capture":{{"snaplen":9217}}}}"#
             )),
             400,
-            "not_supported",
-            "pcaplike",
+            "invalid_request",
+            "capture.snaplen",
+        ),
+        (
+            "capture options without pcaplike",
+            start(&format!(
+                r#"{{"port":"{port}","direction":"ingress","capture":{{"max_pps":10}}}}"#
+            )),
+            400,
+            "invalid_request",
+            "for result_detail pcaplike only",
         ),
         (
             "sample_rate 0",

@@ -333,7 +333,10 @@ fn openapi_lists_each_alias_as_the_same_operation() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(ops, 14, "5 job routes twice, 4 system routes");
+    assert_eq!(
+        ops, 15,
+        "5 job routes twice, the capture route, 4 system routes"
+    );
 }
 
 #[test]

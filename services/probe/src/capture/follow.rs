@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::file::Capture;
 use super::pcapng;
-use super::spool::Capture;
 
 /// The most bytes one chunk carries.
 const CHUNK: usize = 256 << 10;

@@ -3,9 +3,11 @@
 //! (pcapng.rs) in a bounded spool (spool.rs), followed live by readers
 //! (follow.rs).
 
+pub mod file;
 pub mod follow;
 pub mod pcapng;
 pub mod ring;
 pub mod spool;
 
-pub use spool::{reserve_bytes, Capture, Spool};
+pub use file::Capture;
+pub use spool::{reserve_bytes, Spool};

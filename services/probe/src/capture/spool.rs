@@ -10,67 +10,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::warn;
 use uuid::Uuid;
 
+use super::file::{Capture, FileState};
 use super::pcapng;
 use crate::domain::Job;
 use crate::jobs::ports::{CaptureChunks, CaptureFileStats, CaptureStore};
 use crate::kernel::maps::layout::CaptureHdr;
-
-/// A job's capture file.
-pub struct Capture {
-    pub job: Uuid,
-    pub path: PathBuf,
-    /// The section header and interface description, as the file starts.
-    pub header: Vec<u8>,
-    /// Records older than the job (CLOCK_MONOTONIC) belong to a slot's
-    /// earlier job.
-    since_mono_ns: u64,
-    state: Mutex<FileState>,
-    /// The file's length, bumped on every write and at the end: what
-    /// followers wait on.
-    grown: tokio::sync::watch::Sender<u64>,
-}
-
-struct FileState {
-    file: Option<File>,
-    stats: CaptureFileStats,
-    /// Set once the job counts no more: the packets the kernel let through.
-    expected: Option<u64>,
-    ended_at: Option<Instant>,
-}
-
-/// How long a file may wait, once its job ended, for records the kernel
-/// let through but that never arrive (a ring reader that died with a
-/// probe): then it is complete as it is.
-const SETTLE: Duration = Duration::from_secs(2);
-
-impl Capture {
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.grown.subscribe()
-    }
-
-    /// Whether nothing more will be written.
-    pub fn complete(&self) -> bool {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match (s.expected, s.ended_at) {
-            (Some(n), _) if s.stats.packets + s.stats.spool_dropped >= n => true,
-            (_, Some(t)) => t.elapsed() >= SETTLE,
-            _ => false,
-        }
-    }
-
-    pub fn stats(&self) -> CaptureFileStats {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stats
-            .clone()
-    }
-}
 
 pub struct Spool {
     dir: PathBuf,
