@@ -477,3 +477,61 @@ async fn a_capture_survives_a_kill_9_without_losing_or_doubling_a_packet() {
         8
     );
 }
+
+/// ERSPAN copies arriving on a port (no erspan netdev: the classifier opens
+/// the tunnel): `frame` inner (the default) keeps the mirrored frame, outer
+/// the frame as it arrived, tunnel and all; the filter applies to the
+/// mirrored packet either way.
+#[tokio::test]
+async fn erspan_copies_are_captured_inner_or_outer() {
+    use telegen_integration_tests::frames::{concat, erspan2_header, gre, ipv4_gre};
+    let (ns, peer) = (Netns::new("tca").unwrap(), Netns::new("tcb").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let whole = |frame: &str| pb::CaptureOptions {
+        snaplen: Some(512),
+        frame: frame.into(),
+        ..Default::default()
+    };
+    let inner = start(&probe, capture_req(&veth.port, udp(), whole(""))).await;
+    let outer = start(&probe, capture_req(&veth.port, udp(), whole("outer"))).await;
+    let mirrored: Vec<Vec<u8>> = (0..3)
+        .map(|i| Pkt::new("10.0.0.1", "10.0.0.2", 17, 100 + i, 9999, 90).frame())
+        .collect();
+    let tcp = Pkt::new("10.0.0.1", "10.0.0.2", 6, 1, 2, 90).frame();
+    let wrap = |f: &Vec<u8>| ipv4_gre(&concat(&[&gre(0x1000, 0x88be), &erspan2_header(), f]));
+    let mut sent: Vec<Vec<u8>> = mirrored.iter().map(wrap).collect();
+    sent.push(wrap(&tcp));
+    frames::send(&peer.path(), &veth.peer, &sent).unwrap();
+    for id in [&inner, &outer] {
+        capture_stats(&probe, id, |c| c.packets >= 3).await;
+        probe.stop_job(id).await.unwrap();
+    }
+    let got = |id: &str| {
+        let id = id.to_string();
+        let probe = &probe;
+        async move { pcapng::parse(&probe.capture(&id, false).await.unwrap()).unwrap() }
+    };
+    let i = got(&inner).await;
+    let o = got(&outer).await;
+    assert_eq!(
+        i.packets.iter().map(|p| &p.data).collect::<Vec<_>>(),
+        mirrored.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        o.packets.iter().map(|p| &p.data).collect::<Vec<_>>(),
+        sent[..3].iter().collect::<Vec<_>>()
+    );
+    assert!(o
+        .packets
+        .iter()
+        .all(|p| p.orig_len as usize == p.data.len()));
+    assert_eq!(
+        probe.results(&inner).await.unwrap().capture.unwrap().frame,
+        "inner"
+    );
+    assert_eq!(
+        probe.results(&outer).await.unwrap().capture.unwrap().frame,
+        "outer"
+    );
+}

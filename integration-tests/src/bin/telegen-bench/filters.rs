@@ -191,7 +191,7 @@ pub fn bench(repeat: u32, rounds: usize) -> Result<String> {
 
 /// Load the deep program, tail-called on hooks where a job filters or tracks
 /// flows, and publish it in deep_progs as the probe does.
-fn publish_deep(ebpf: &mut Ebpf) -> Result<()> {
+pub fn publish_deep(ebpf: &mut Ebpf) -> Result<()> {
     let deep: &mut SchedClassifier = ebpf
         .program_mut("telegen_deep")
         .ok_or_else(|| anyhow!("program telegen_deep missing"))?

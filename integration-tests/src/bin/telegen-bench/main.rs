@@ -27,7 +27,7 @@
 //! BENCH_HTTP_SECS (seconds of load per throughput target, default 5),
 //! BENCH_HTTP_CLIENTS (concurrent clients, default 8),
 //! BENCH_EXPORT_SECS (seconds of exports measured per exporter case, default
-//! 10), BENCH_SECTIONS (comma list of classifier,rss,latency,stall,gateway,exporter;
+//! 10), BENCH_SECTIONS (comma list of classifier,filters,capture,rss,latency,stall,gateway,exporter;
 //! default all; `filters` is the filter and flow cost, `stall` GetJob under
 //! a stalled redis), BENCH_OBJECT (another
 //! build of ebpf/telegen.bpf.c for the filters section to measure instead),
@@ -42,6 +42,7 @@
 //! and gateway. The bench baselines come from
 //! `telegen_integration_tests::bench_objects`.
 
+mod capture;
 mod classifier;
 mod common;
 mod exporter;
@@ -153,6 +154,16 @@ fn run() -> Result<bool> {
         section(
             "Job filters and flow tracking per-packet cost (BPF_PROG_TEST_RUN)",
             filters::bench(repeat, rounds),
+        );
+    }
+    if want("capture") {
+        eprintln!(
+            "telegen-bench: capture cost ({rounds} rounds x repeat {})...",
+            capture::CAPTURE_REPEAT
+        );
+        section(
+            "Packet capture per-packet cost (BPF_PROG_TEST_RUN)",
+            capture::bench(rounds),
         );
     }
     let rt = tokio::runtime::Builder::new_current_thread()
