@@ -496,6 +496,24 @@ async fn probe_hung_or_down_is_503_and_the_gateway_recovers_by_itself() {
     let pid = s.probe.pid().unwrap() as i32;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // kill(2) returns before every thread has stopped: wait until they have
+    // (state T), or a thread still running answers the request.
+    poll("the probe to be stopped", Duration::from_secs(5), || {
+        let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.filter_map(Result::ok).all(|t| {
+                    std::fs::read_to_string(t.path().join("stat")).is_ok_and(|st| {
+                        st.rsplit(')')
+                            .next()
+                            .is_some_and(|r| r.trim_start().starts_with('T'))
+                    })
+                })
+            })
+            .unwrap_or(false);
+        async move { stopped.then_some(()) }
+    })
+    .await
+    .unwrap();
     let t0 = std::time::Instant::now();
     let r = s.gw.get("/jobs");
     let waited = t0.elapsed();
