@@ -9,16 +9,13 @@ use std::fmt::Write as _;
 use anyhow::{anyhow, ensure, Result};
 use telegen_probe::{
     datapath::OBJECT,
-    domain::filter,
     maps::layout::{CaptureLimit, IfCfg, KJobFilter, CAPTURE_PROBE_SLOT, F_CAPTURE},
     maps::Maps,
-    rpc::convert::filter_spec,
 };
-use telegen_proto::v1 as pb;
 
 use crate::common::{cell, median};
-use crate::filters::publish_deep;
-use crate::testrun::{frames, Prog};
+use crate::filters::{bench_filter_and_frame, publish_deep};
+use crate::testrun::Prog;
 
 /// (name, capture, sample_rate)
 const CASES: [(&str, bool, u32); 3] = [
@@ -39,19 +36,7 @@ pub fn bench(rounds: usize) -> Result<String> {
         .take_capture_ring()
         .ok_or_else(|| anyhow!("no capture ring"))?;
     let empty = Prog::empty()?;
-    let filter = filter::parse(&filter_spec(pb::Filters {
-        ip_proto: vec!["udp".into(), "tcp".into()],
-        l4_dport: vec![53, 443, 5001],
-        dst_cidr: vec!["192.0.2.0/24".into(), "10.0.0.0/8".into()],
-        dscp: vec![0, 46],
-        ..Default::default()
-    }))
-    .map_err(|e| anyhow!(e))?;
-    let frame = frames()
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no frames"))?
-        .bytes;
+    let (filter, frame) = bench_filter_and_frame()?;
     let repeat = CAPTURE_REPEAT;
     // No limit in the way: the bench measures the capture, not a drop.
     maps.set_capture_limit(CAPTURE_PROBE_SLOT, &CaptureLimit::default())?;

@@ -88,21 +88,7 @@ pub fn bench(repeat: u32, rounds: usize) -> Result<String> {
     let mut maps = Maps::take(&mut real.ebpf)?;
     publish_deep(&mut real.ebpf)?;
     let empty = Prog::empty()?;
-    // A filter the IPv4/UDP frame matches on every field it sets, so each
-    // check runs: protocol, destination port list, destination prefix, DSCP.
-    let filter = filter::parse(&filter_spec(pb::Filters {
-        ip_proto: vec!["udp".into(), "tcp".into()],
-        l4_dport: vec![53, 443, 5001],
-        dst_cidr: vec!["192.0.2.0/24".into(), "10.0.0.0/8".into()],
-        dscp: vec![0, 46],
-        ..Default::default()
-    }))
-    .map_err(|e| anyhow!(e))?;
-    let frame = frames()
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no frames"))?
-        .bytes;
+    let (filter, frame) = bench_filter_and_frame()?;
 
     // samples[case] = (empty, telegen) ns per run, one per round
     let mut samples = vec![(Vec::new(), Vec::new()); FILTER_CASES.len()];
@@ -187,6 +173,26 @@ pub fn bench(repeat: u32, rounds: usize) -> Result<String> {
     drop(maps);
     drop(real);
     Ok(s)
+}
+
+/// A filter the IPv4/UDP frame (the first of the classifier table) matches
+/// on every field it sets, so each check runs: protocol, destination port
+/// list, destination prefix, DSCP; and that frame.
+pub fn bench_filter_and_frame() -> Result<(JobFilter, Vec<u8>)> {
+    let filter = filter::parse(&filter_spec(pb::Filters {
+        ip_proto: vec!["udp".into(), "tcp".into()],
+        l4_dport: vec![53, 443, 5001],
+        dst_cidr: vec!["192.0.2.0/24".into(), "10.0.0.0/8".into()],
+        dscp: vec![0, 46],
+        ..Default::default()
+    }))
+    .map_err(|e| anyhow!(e))?;
+    let frame = frames()
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no frames"))?
+        .bytes;
+    Ok((filter, frame))
 }
 
 /// Load the deep program, tail-called on hooks where a job filters or tracks
