@@ -5,6 +5,7 @@
 
 use telegen_common::ConfigError;
 
+use super::capture::MAX_SNAPLEN;
 use super::modes::MirrorMode;
 use super::validate::StartSpec;
 
@@ -24,6 +25,10 @@ pub struct Policy {
     /// TELEGEN_POLICY_MAX_DURATION_SEC: when set, every job must end by
     /// then (a job until stopped is refused).
     pub max_duration_sec: Option<u32>,
+    /// TELEGEN_POLICY_CAPTURE: the largest snaplen a capture job may ask
+    /// for (`on`: 9216; a number, e.g. 128 for headers only); None: `off`,
+    /// no packet captures at all.
+    pub capture_snaplen_max: Option<u32>,
 }
 
 /// A request the policy refuses: which rule, and why.
@@ -43,6 +48,7 @@ impl Policy {
             deny_ports: list(DEFAULT_DENY_PORTS),
             mirror_modes: vec![configured],
             max_duration_sec: None,
+            capture_snaplen_max: Some(MAX_SNAPLEN),
         }
     }
 
@@ -77,6 +83,25 @@ impl Policy {
                     .map(|m| MirrorMode::parse(m))
                     .collect::<Result<_, _>>()
                     .map_err(|e| ConfigError::new("TELEGEN_POLICY_MIRROR_MODES", e.to_string()))?
+            };
+        }
+        if let Some(v) = var("TELEGEN_POLICY_CAPTURE") {
+            p.capture_snaplen_max = match v.trim() {
+                "on" => Some(MAX_SNAPLEN),
+                "off" => None,
+                n => Some(
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|n| (14..=MAX_SNAPLEN).contains(n))
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "TELEGEN_POLICY_CAPTURE",
+                                format!(
+                                    "{v:?} is not on, off or a snaplen from 14 to {MAX_SNAPLEN}"
+                                ),
+                            )
+                        })?,
+                ),
             };
         }
         if let Some(v) = var("TELEGEN_POLICY_MAX_DURATION_SEC") {
@@ -123,6 +148,26 @@ impl Policy {
                     allowed.join(",")
                 ),
             });
+        }
+        if let Some(c) = &spec.capture {
+            match self.capture_snaplen_max {
+                None => {
+                    return Err(Denied {
+                        rule: "TELEGEN_POLICY_CAPTURE",
+                        why: "packet captures are off on this probe".into(),
+                    })
+                }
+                Some(max) if c.snaplen > max => {
+                    return Err(Denied {
+                        rule: "TELEGEN_POLICY_CAPTURE",
+                        why: format!(
+                            "captures keep at most {max} bytes a packet here, not {}",
+                            c.snaplen
+                        ),
+                    })
+                }
+                Some(_) => {}
+            }
         }
         if let Some(max) = self.max_duration_sec {
             if spec.duration_sec == 0 || spec.duration_sec > max {
@@ -271,6 +316,44 @@ mod tests {
     }
 
     #[test]
+    fn captures_can_be_off_or_headers_only() {
+        let capture = |snaplen: u32| {
+            let req = StartRequest {
+                port: "Ethernet0".into(),
+                direction: "ingress".into(),
+                result_detail: "pcaplike".into(),
+                capture: Some(crate::domain::capture::CaptureRequest {
+                    snaplen: Some(snaplen),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            validate::start(&req, MirrorMode::Erspan).unwrap()
+        };
+        let on = Policy::from_vars(vars(&[]), MirrorMode::Erspan).unwrap();
+        assert!(on.check(&capture(9216)).is_ok());
+        let headers = Policy::from_vars(
+            vars(&[("TELEGEN_POLICY_CAPTURE", "128")]),
+            MirrorMode::Erspan,
+        )
+        .unwrap();
+        assert!(headers.check(&capture(128)).is_ok());
+        let d = headers.check(&capture(129)).unwrap_err();
+        assert_eq!(d.rule, "TELEGEN_POLICY_CAPTURE");
+        assert!(d.why.contains("at most 128"), "{d}");
+        let off = Policy::from_vars(
+            vars(&[("TELEGEN_POLICY_CAPTURE", "off")]),
+            MirrorMode::Erspan,
+        )
+        .unwrap();
+        assert!(off.check(&capture(64)).unwrap_err().why.contains("off"));
+        assert!(
+            off.check(&spec("Ethernet0", "", 60)).is_ok(),
+            "counting is still on"
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (k, v) in [
             ("TELEGEN_POLICY_PORTS", "eth0;reboot"),
@@ -279,6 +362,8 @@ mod tests {
             ("TELEGEN_POLICY_MIRROR_MODES", "erspan,mirror"),
             ("TELEGEN_POLICY_MAX_DURATION_SEC", "0"),
             ("TELEGEN_POLICY_MAX_DURATION_SEC", "forever"),
+            ("TELEGEN_POLICY_CAPTURE", "9217"),
+            ("TELEGEN_POLICY_CAPTURE", "yes"),
         ] {
             let e = Policy::from_vars(vars(&[(k, v)]), MirrorMode::Erspan).unwrap_err();
             assert_eq!(e.var, k, "{v}");
