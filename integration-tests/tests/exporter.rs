@@ -477,3 +477,63 @@ async fn exports_over_tls_to_an_https_endpoint_with_a_private_ca() {
     assert!(exporter.log_text().contains("tls=true"));
     assert_eq!(rx.last_header("x-tenant").as_deref(), Some("lab 1"));
 }
+
+/// Fresh scrapes (issue 19, item 5): with an export interval of a minute,
+/// /metrics still shows counters at most 1 s old: a scrape finds packets
+/// sent just before it, and says when the probe took the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_shows_counters_at_most_a_second_old() {
+    let port = telegen_integration_tests::gateway::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let s = setup(&[
+        ("TELEGEN_PROM_LISTEN", &listen),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "60000"),
+    ])
+    .await;
+    let job = s.probe.start_job(&s.veth.port, "ingress").await.unwrap();
+    let id = job.job_id.clone();
+    let url = format!("http://{listen}/metrics");
+    let scrape = || {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                telegen_integration_tests::gateway::http("GET", &url).send()
+            })
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    let key = format!(
+        "bpf_packets_total{{proto=\"ipv4\",job_id=\"{id}\",interface=\"{}\",direction=\"ingress\"}}",
+        s.veth.port
+    );
+    for round in 1..=3u32 {
+        s.send(&vec![frames::ipv4_udp(100); 4]);
+        // The probe counted them (its own results say so) ...
+        s.probe.results_at(&id, u64::from(4 * round)).await.unwrap();
+        // ... so once a second has passed, any snapshot from before is too
+        // old to show, and the scrape takes a fresh one: it shows them
+        // all, not the next export's figures a minute away.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let t0 = std::time::Instant::now();
+        let r = scrape().await;
+        let v = prom_values(&r.text);
+        assert_eq!(v.get(&key), Some(&f64::from(4 * round)), "{}", r.text);
+        let taken = v["telegen_exporter_snapshot_timestamp_seconds"];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(now - taken <= 1.5, "snapshot {:.3} s old", now - taken);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        // Rate-limited: scrapes within the second reuse that snapshot.
+        let again = prom_values(&scrape().await.text);
+        assert_eq!(again["telegen_exporter_snapshot_timestamp_seconds"], taken);
+    }
+    assert_eq!(
+        s.rx.latest("bpf.packets", &[("job.id", &id), ("proto", "ipv4")]),
+        None,
+        "nothing exported yet: the figures came from scrapes"
+    );
+}

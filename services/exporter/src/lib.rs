@@ -25,9 +25,18 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// How old the counters a scrape shows may be: older, /metrics takes a
+/// fresh snapshot first (at most one a second, then), so Prometheus rates
+/// are right at any scrape interval.
+pub const SCRAPE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the watcher, the export loop and /metrics share.
 pub struct Shared {
     latest: tokio::sync::watch::Receiver<Option<Arc<CounterSnapshot>>>,
+    publish: watch::Latest,
+    probe: telegen_common::ProbeAddr,
+    /// One fresh snapshot at a time; concurrent scrapes share it.
+    refreshing: tokio::sync::Mutex<()>,
     grace: JobGrace,
     pub stats: Arc<Stats>,
 }
@@ -35,12 +44,48 @@ pub struct Shared {
 impl Shared {
     pub fn new(cfg: &Config) -> (Arc<Self>, watch::Latest) {
         let (tx, rx) = tokio::sync::watch::channel(None);
+        let tx = Arc::new(tx);
         let shared = Shared {
             latest: rx,
+            publish: Arc::clone(&tx),
+            probe: cfg.probe.clone(),
+            refreshing: tokio::sync::Mutex::new(()),
             grace: JobGrace::new(cfg.finished_grace),
             stats: Arc::new(Stats::default()),
         };
         (Arc::new(shared), tx)
+    }
+
+    /// The newest snapshot's age, None before the first.
+    fn age(&self) -> Option<std::time::Duration> {
+        let t = self.latest.borrow().as_ref()?.time_unix_nano;
+        Some(std::time::Duration::from_nanos(now_ns().saturating_sub(t)))
+    }
+
+    /// Make the newest snapshot at most SCRAPE_FRESH old, asking the probe
+    /// for one when it is older; a probe that does not answer within that
+    /// time leaves the older one (and /metrics says when it was taken).
+    pub async fn fresh(&self) {
+        if self.age().is_some_and(|a| a <= SCRAPE_FRESH) {
+            return;
+        }
+        let _one = self.refreshing.lock().await;
+        // Another scrape may have refreshed it meanwhile.
+        if self.age().is_some_and(|a| a <= SCRAPE_FRESH) {
+            return;
+        }
+        if let Some(snap) = watch::snapshot_now(&self.probe, SCRAPE_FRESH).await {
+            // Never replace a newer snapshot the stream brought meanwhile.
+            self.publish.send_if_modified(|cur| {
+                let newer = cur
+                    .as_ref()
+                    .is_none_or(|c| c.time_unix_nano < snap.time_unix_nano);
+                if newer {
+                    *cur = Some(Arc::new(snap));
+                }
+                newer
+            });
+        }
     }
 
     /// The series of the newest snapshot, if the probe has sent one.

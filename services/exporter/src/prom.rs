@@ -84,6 +84,15 @@ pub fn render(c: Option<&Collected>, s: &StatsSnapshot) -> String {
             );
         }
     }
+    if let Some(c) = c {
+        out.push_str("# HELP telegen_exporter_snapshot_timestamp_seconds When the probe took the counters shown (at most 1 s before the scrape while the probe answers).\n");
+        out.push_str("# TYPE telegen_exporter_snapshot_timestamp_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "telegen_exporter_snapshot_timestamp_seconds {}",
+            c.time_ns as f64 / 1e9
+        );
+    }
     out.push_str("# HELP telegen_exporter_exports_total OTLP export attempts, by result.\n");
     out.push_str("# TYPE telegen_exporter_exports_total counter\n");
     let _ = writeln!(
@@ -116,6 +125,7 @@ pub fn render(c: Option<&Collected>, s: &StatsSnapshot) -> String {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    shared.fresh().await;
     let collected = shared.collect();
     let body = render(collected.as_ref(), &shared.stats.get());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)

@@ -14,7 +14,25 @@ use crate::stats::Stats;
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub type Latest = watch::Sender<Option<Arc<CounterSnapshot>>>;
+/// The newest snapshot: the stream's, or a scrape's fresh one (fresh()).
+pub type Latest = Arc<watch::Sender<Option<Arc<CounterSnapshot>>>>;
+
+/// One snapshot taken now: a counter stream opened for its first message
+/// (the probe sends one at once), bounded by `timeout`.
+pub async fn snapshot_now(probe: &ProbeAddr, timeout: Duration) -> Option<CounterSnapshot> {
+    let mut client = ProbeClient::new(connect_probe(probe));
+    let first = async {
+        let mut s = client
+            .watch_counters(WatchCountersRequest {
+                interval_ms: 3_600_000,
+            })
+            .await
+            .ok()?
+            .into_inner();
+        s.message().await.ok()?
+    };
+    tokio::time::timeout(timeout, first).await.ok()?
+}
 
 pub async fn run(probe: ProbeAddr, interval: Duration, latest: Latest, stats: Arc<Stats>) {
     let mut client = ProbeClient::new(connect_probe(&probe));

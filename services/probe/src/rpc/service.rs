@@ -135,7 +135,12 @@ impl Probe for ProbeService {
             let mut tick = tokio::time::interval(Duration::from_millis(ms as u64));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                // A watcher that went away ends this at once, not at the
+                // next tick (a scrape's one-shot stream asks for an hour).
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = tx.closed() => return,
+                }
                 let snap = mgr
                     .snapshot()
                     .await
