@@ -79,7 +79,16 @@ fn read_blocks(path: &std::path::Path, offset: u64, end: u64) -> std::io::Result
         at += n;
     }
     if at == 0 {
-        let total = u32::from_le_bytes(buf[4..8].try_into().unwrap_or_default()) as u64;
+        let total = buf
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes) as u64;
+        if total < 12 {
+            return Err(std::io::Error::other(format!(
+                "no pcapng block at offset {offset} of {}",
+                path.display()
+            )));
+        }
         let mut whole = vec![0; total.min(end - offset) as usize];
         f.seek(SeekFrom::Start(offset))?;
         f.read_exact(&mut whole)?;
