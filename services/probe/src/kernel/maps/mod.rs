@@ -1,6 +1,7 @@
 //! Typed access to the pinned maps: counters (read and zeroed by slot), the
 //! classifier's interface config, and the probe's own persisted state.
 
+mod added;
 pub mod flows;
 pub mod layout;
 
@@ -365,60 +366,6 @@ impl Maps {
         .map_err(step("creating the job's flow table"))?;
         self.set_job_filter(slot, filter)
             .map_err(step("writing the job's filter"))
-    }
-
-    /// The packets a job's filter rejected, summed over CPUs (0 where the
-    /// map is missing).
-    pub fn job_rejected(&self, slot: u32) -> Result<u64, MapError> {
-        match &self.job_rejected {
-            Some(m) => Ok(m.get(&slot, 0)?.iter().sum()),
-            None => Ok(0),
-        }
-    }
-
-    pub fn job_note(&self, slot: u32) -> Result<Option<JobNote>, MapError> {
-        self.job_notes.as_ref().map(|m| m.get(&slot, 0)).transpose()
-    }
-
-    pub fn set_job_note(&mut self, slot: u32, n: &JobNote) -> Result<(), MapError> {
-        match &mut self.job_notes {
-            Some(m) => m.set(slot, n, 0),
-            None => Ok(()),
-        }
-    }
-
-    /// The capture ring, for the one reader.
-    pub fn take_capture_ring(&mut self) -> Option<aya::maps::RingBuf<MapData>> {
-        self.capture_ring.take()?.try_into().ok()
-    }
-
-    pub fn capture_limit(&self, slot: u32) -> Result<Option<CaptureLimit>, MapError> {
-        self.capture_limits
-            .as_ref()
-            .map(|m| m.get(&slot, 0))
-            .transpose()
-    }
-
-    /// Write a capture limit (its counters restart from those given).
-    pub fn set_capture_limit(&mut self, slot: u32, l: &CaptureLimit) -> Result<(), MapError> {
-        match &mut self.capture_limits {
-            Some(m) => m.set(slot, l, 0),
-            None => Ok(()),
-        }
-    }
-
-    /// A job's capture drops, summed over CPUs.
-    pub fn capture_drops(&self, slot: u32) -> Result<CaptureDrops, MapError> {
-        let mut out = CaptureDrops::default();
-        if let Some(m) = &self.capture_drops {
-            for d in m.get(&slot, 0)?.iter() {
-                out.ring_full += d.ring_full;
-                out.rate_limited += d.rate_limited;
-                out.cap_reached += d.cap_reached;
-                out.copy_failed += d.copy_failed;
-            }
-        }
-        Ok(out)
     }
 
     pub fn reset_job_aux(&mut self, slot: u32) -> Result<(), MapError> {
