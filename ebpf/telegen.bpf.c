@@ -2,13 +2,15 @@
 /* telegen-sonic tc classifier: counts every packet on the hooks it is
  * attached to, per class, per interface and per job. It never drops or
  * changes a packet: it always returns TC_ACT_UNSPEC, so the programs after it
- * on the hook (TCX or clsact) run as if it were not there. */
+ * on the hook (TCX or clsact) run as if it were not there. Layout 2: one
+ * counter set per packet, its hook's (count.h). */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
 #include "classify.h"
 #include "count.h"
+#include "coverage.h"
 
 static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 {
@@ -17,8 +19,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 
 	if (err >= 0)
 		count_error(err);
-	if (v.tun < N_TUN_KINDS)
+	if (v.tun < N_TUN_KINDS) {
 		count_tunnel(v.tun);
+		if (v.gre)
+			gre_seq_track(skb, v.outer_l3, v.gre, v.outer_v6);
+	}
 	/* Wire length: an ingress VLAN tag the kernel moved to skb->vlan_tci
 	 * still crossed the wire. Inside a tunnel: the mirrored packet's own
 	 * length, without the encapsulation. */
@@ -39,8 +44,8 @@ int telegen_egress(struct __sk_buff *skb)
 	return handle(skb, DIR_EGRESS);
 }
 
-/* Tail-called by the two above on hooks where a job filters or tracks
- * flows (count.h): the per-job filters, errors and flows. */
+/* Tail-called by the two above on hooks where a job filters, tracks flows
+ * or captures (count.h): the per-job filters, counters, flows, captures. */
 SEC("classifier")
 int telegen_deep(struct __sk_buff *skb)
 {

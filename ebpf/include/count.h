@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Counting: the size bucket, one counter update, and the fan-out to the
- * global, per-interface and per-job counters. Per-CPU values: plain adds.
- * Jobs on a "deep" hook (one of them filters or tracks flows) also get the
- * packet's facts, their filter, their errors and their flow sampling. */
+/* Counting (layout 2): one counter set per packet, its hook's (interface
+ * slot, direction, class); the global, per-interface and plain jobs'
+ * figures are derived from it by the probe. Per-CPU values: plain adds.
+ * Jobs on a "deep" hook (one of them filters, tracks flows or captures) get
+ * the packet's facts, and each such job its filter, its own counters and
+ * errors (filtered jobs), its flow sampling and its capture. */
 #ifndef TELEGEN_COUNT_H
 #define TELEGEN_COUNT_H
 
@@ -76,12 +78,13 @@ static __always_inline void bump_job(__u32 slot, __u32 cls, __u32 len, __u32 buc
 		count_error(ERR_JOB_SLOT);
 }
 
-/* A parse error of a packet a job counted, in that job's own errors. */
-static __always_inline void count_job_error(__u32 slot, __u32 err)
+/* A parse error of a packet, in its hook's errors (plain jobs' errors). */
+static __always_inline void count_hook_error(__u32 ifslot, __u32 d, __u32 err)
 {
-	struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
-	if (aux && err < N_JOB_ERRORS)
-		aux->err[err] += 1;
+	__u32 key = HOOK_ERR_KEY(ifslot, d, err);
+	__u64 *e = bpf_map_lookup_elem(&hook_errors_percpu, &key);
+	if (e)
+		*e += 1;
 }
 
 /* Deep hooks: the classifier hands the packet to telegen_deep (maps.h says
@@ -93,13 +96,12 @@ static __always_inline void count_job_error(__u32 slot, __u32 err)
  *         none), enum telegen_err + 1 (8-12), egress hook (13), VLAN
  *         tag in the data (14), inside a tunnel (15), VLAN id (16-27), jobs
  *         on the hook (28-31)
- *   cb[2] counted length
+ *   cb[2] counted length (bits 0-23), interface slot (24-31)
  *   cb[3], cb[4] the hook's job slots, a byte each (if_cfg.jobs[dir]), so
  *         the deep program need not look the interface up again
- * The layout is a contract between the two programs: an attached
- * classifier of one probe version may reach the deep program of the next
- * (an older classifier leaves bits 8-15 of cb[0] and bit 13 of cb[1] zero:
- * captures then take the outer frame and say ingress). */
+ * The layout is a contract between the two programs of one layout: an
+ * attached classifier of one probe version may reach the deep program of
+ * the next of the same layout (deep_progs_v2). */
 #define DEEP_PROG 0
 
 static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct verdict *v,
@@ -113,19 +115,21 @@ static __always_inline void hand_to_deep(struct __sk_buff *skb, const struct ver
 		     ((d & 1) << 13) |
 		     ((v->has_vlan & 1) << 14) | ((v->inner != 0) << 15) |
 		     (((__u32)v->vlan & 0xfff) << 16) | (((__u32)cfg->njobs[d & 1] & 0xf) << 28);
-	skb->cb[2] = len;
+	skb->cb[2] = (len & 0xffffff) | (cfg->slot << 24);
 	skb->cb[3] = jobs[0] | (__u32)jobs[1] << 8 | (__u32)jobs[2] << 16 | (__u32)jobs[3] << 24;
 	skb->cb[4] = jobs[4] | (__u32)jobs[5] << 8 | (__u32)jobs[6] << 16 | (__u32)jobs[7] << 24;
-	bpf_tail_call(skb, &deep_progs, DEEP_PROG);
+	bpf_tail_call(skb, &deep_progs_v2, DEEP_PROG);
 	/* Only reached when the deep program is missing: jobs uncounted. */
 	count_error(ERR_DEEP_MISSING);
 }
 
 /* The jobs of a deep hook: the packet's facts once, then each job's filter,
- * counters, errors and flow sampling. */
+ * counters, errors and flow sampling. A job without a filter is counted
+ * from its hook's series: here it only samples flows or captures. */
 static __always_inline void count_deep(struct __sk_buff *skb)
 {
-	__u32 l3 = skb->cb[0], pkt = skb->cb[1], len = skb->cb[2];
+	__u32 l3 = skb->cb[0], pkt = skb->cb[1], len = skb->cb[2] & 0xffffff;
+	__u32 ifslot = skb->cb[2] >> 24;
 	struct verdict v = {
 		.cls = pkt & 0xf,
 		.inner = (pkt >> 15) & 1,
@@ -148,6 +152,9 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 	if (!x)
 		return;
 	parse_facts(skb, &v, x);
+	__u32 csum_bad = x->flags & FACT_CSUM_BAD;
+	if (csum_bad)
+		count_hook_error(ifslot, dir, ERR_IPV4_CSUM);
 
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
@@ -159,26 +166,31 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 			count_error(ERR_FILTER_LOOKUP);
 			continue;
 		}
-		if (f->flags & F_MATCH && !filter_match(f, x)) {
+		__u32 filtered = f->flags & F_MATCH;
+		if (filtered && !filter_match(f, x)) {
 			__u64 *rej = bpf_map_lookup_elem(&job_rejected_percpu, &slot);
 			if (rej)
 				*rej += 1;
 			continue;
 		}
-		bump_job(slot, v.cls, len, bucket);
+		if (filtered)
+			bump_job(slot, v.cls, len, bucket);
 		int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
 		int captures = f->flags & F_CAPTURE;
-		if (!err1 && !(x->flags & FACT_CSUM_BAD) && !tracks && !captures)
+		int errs = filtered && (err1 || csum_bad);
+		if (!errs && !tracks && !captures)
 			continue;
 		struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
 		if (!aux)
 			continue;
-		__u32 e = err1 - 1;
-		barrier_var(e);
-		if (e < N_JOB_ERRORS)
-			aux->err[e] += 1;
-		if (x->flags & FACT_CSUM_BAD)
-			aux->err[ERR_IPV4_CSUM] += 1;
+		if (errs) {
+			__u32 e = err1 - 1;
+			barrier_var(e);
+			if (e < N_JOB_ERRORS)
+				aux->err[e] += 1;
+			if (csum_bad)
+				aux->err[ERR_IPV4_CSUM] += 1;
+		}
 		if (tracks && flow_sample(aux, f->sample_rate))
 			flow_track(slot, &x->k, len, aux);
 		/* result_detail is one of flows and pcaplike: the sampling
@@ -191,41 +203,22 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 static __always_inline void count_packet(struct __sk_buff *skb, __u32 dir, const struct verdict *v,
 					 __u32 len, int err)
 {
-	__u32 cls = v->cls;
-	__u32 bucket = size_bucket(len);
-
-	struct counters *g = bpf_map_lookup_elem(&stats_percpu, &cls);
-	if (g)
-		bump(g, len, bucket);
-	else
-		count_error(ERR_GLOBAL);
-
 	struct if_cfg *cfg = lookup_ifcfg(skb->ifindex);
 	if (!cfg || !cfg->valid) {
 		count_error(ERR_NO_IFCFG);
 		return;
 	}
-	__u32 key = cfg->slot * N_CLASSES + cls;
-	struct labeled_counters *ic = bpf_map_lookup_elem(&if_stats_percpu, &key);
-	if (ic)
-		bump(&ic->c, len, bucket);
+	__u32 d = dir & 1;
+	__u32 key = HOOK_KEY(cfg->slot, d, v->cls);
+	struct counters *c = bpf_map_lookup_elem(&hook_stats_percpu, &key);
+	if (c)
+		bump(c, len, size_bucket(len));
 	else
 		count_error(ERR_IF_SLOT);
-
-	__u32 d = dir & 1;
-	__u32 n = cfg->njobs[d];
-	if (cfg->deep & (1 << d)) {
+	if (err >= 0)
+		count_hook_error(cfg->slot, d, err);
+	if (cfg->deep & (1 << d))
 		hand_to_deep(skb, v, cfg, d, len, err);
-		return;
-	}
-	for (__u32 i = 0; i < MAX_JOBS_PER_HOOK; i++) {
-		if (i >= n)
-			break;
-		__u32 slot = cfg->jobs[d][i];
-		bump_job(slot, cls, len, bucket);
-		if (err >= 0)
-			count_job_error(slot, err);
-	}
 }
 
 #endif

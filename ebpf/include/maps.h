@@ -8,7 +8,30 @@
 #include <bpf/bpf_helpers.h>
 #include "types.h"
 
-/* Seed map: per protocol class, everything any attachment saw. */
+/* Layout 2's one counter set: per interface slot, hook direction and
+ * class (HOOK_KEY). The global figures, each interface's and each plain
+ * job's are differences and sums of these, taken by the probe. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_IF_SLOTS * 2 * N_CLASSES);
+	__type(key, __u32);
+	__type(value, struct counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hook_stats_percpu SEC(".maps");
+
+/* Packet errors per hook (HOOK_ERR_KEY), for the plain jobs' errors; only
+ * packets with an error touch it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_IF_SLOTS * 2 * N_JOB_ERRORS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hook_errors_percpu SEC(".maps");
+
+/* Layout 1's counters, no longer written by the classifier: what a
+ * layout-1 classifier counted before its hooks were upgraded, which the
+ * probe adds to the derived figures so that they continue. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, N_CLASSES);
@@ -17,8 +40,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats_percpu SEC(".maps");
 
-/* Seed map: per interface and class; key = if slot * N_CLASSES + class, the
- * value names its ifindex and class. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_IF_SLOTS * N_CLASSES);
@@ -27,8 +48,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } if_stats_percpu SEC(".maps");
 
-/* Per job and class; key = job slot * N_CLASSES + class. Zeroed when a job
- * starts, so each job counts from its own start. */
+/* Per filtered job and class (key = job slot * N_CLASSES + class), counted
+ * by telegen_deep; zeroed when a job starts. Plain jobs have no counter of
+ * their own (struct job_base). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_JOB_SLOTS * N_CLASSES);
@@ -36,6 +58,16 @@ struct {
 	__type(value, struct labeled_counters);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } job_stats_percpu SEC(".maps");
+
+/* GRE sequence tracking per tunnel and interface (tunnel.h). Shared by
+ * all CPUs: a tunnel's packets normally hash to one receive queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GRE_SEQ_ENTRIES);
+	__type(key, struct gre_seq_key);
+	__type(value, struct gre_seq_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} gre_seq SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -124,7 +156,9 @@ struct {
 } job_flows SEC(".maps");
 
 /* The deep-hook program (telegen_deep), tail-called by the classifier when
- * a job on the hook filters or tracks flows. A tail call, not a BPF-to-BPF
+ * a job on the hook filters, tracks flows or captures. Named for the layout:
+ * a layout-1 classifier still attached during an upgrade keeps reaching
+ * the layout-1 deep program in its own `deep_progs`. A tail call, not a BPF-to-BPF
  * call: kernels before 6.3 cannot track precision through calls, and the
  * verifier's search of the classifier's paths then explodes (1M
  * instructions on 6.1); a separate program is verified on its own. Pinned,
@@ -135,7 +169,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} deep_progs SEC(".maps");
+} deep_progs_v2 SEC(".maps");
 
 /* The facts of the packet telegen_deep is counting. In a map rather than on
  * the stack on purpose: the verifier does not track map memory, so every
@@ -211,6 +245,22 @@ struct {
 	__type(value, struct job_rec);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } jobs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_IF_SLOTS);
+	__type(key, __u32);
+	__type(value, struct iface_base);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} iface_base SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_JOB_SLOTS);
+	__type(key, __u32);
+	__type(value, struct job_base);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} job_base SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

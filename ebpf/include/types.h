@@ -8,7 +8,9 @@
 
 #include <linux/types.h>
 
-#define TELEGEN_LAYOUT_VERSION 1
+/* 2: one counter set per packet, per interface and direction (hook_stats);
+ * the global and the plain jobs' figures are derived by the probe. */
+#define TELEGEN_LAYOUT_VERSION 2
 
 /* Protocol classes: exclusive, each packet is counted in exactly one. */
 enum telegen_class {
@@ -49,7 +51,8 @@ enum telegen_err {
 	ERR_TUNNEL_UNKNOWN = 7,   /* GRE carrying something other than ERSPAN, Ethernet or IP: counted as the outer packet */
 	ERR_DEEP_MISSING = 8,     /* a deep hook's tail call found no telegen_deep: its jobs went uncounted */
 	ERR_FILTER_LOOKUP = 9,    /* a job slot without a job_filters entry on a deep hook: that job went uncounted */
-	N_ERRORS = 10,
+	ERR_GRE_UNTRACKED = 10,   /* a GRE tunnel's sequence numbers could not be tracked (gre_seq full) */
+	N_ERRORS = 11,
 };
 
 /* How a tunnelled packet was counted (tunnel_percpu): by the packet inside,
@@ -78,12 +81,20 @@ struct labeled_counters {
 	struct counters c;
 };
 
+/* Layout 2: the classifier's one counter set, per interface slot, hook
+ * direction and class: key = (slot * 2 + dir) * N_CLASSES + class. Never
+ * zeroed while pinned: the probe derives every figure from differences
+ * (an interface's from its slot's base, a plain job's from its base). */
+#define HOOK_KEY(slot, dir, cls) (((slot) * 2 + (dir)) * N_CLASSES + (cls))
+/* hook_errors_percpu: key = (slot * 2 + dir) * N_JOB_ERRORS + error. */
+#define HOOK_ERR_KEY(slot, dir, err) (((slot) * 2 + (dir)) * N_JOB_ERRORS + (err))
+
 /* Hot-path configuration of one interface, keyed by ifindex. */
 struct if_cfg {
-	__u32 slot;                           /* if_stats_percpu slot */
+	__u32 slot;                           /* hook_stats_percpu slot */
 	__u8 valid;
 	__u8 njobs[2];                        /* per direction */
-	__u8 deep;                            /* bit per direction: a job there filters or tracks flows */
+	__u8 deep;                            /* bit per direction: a job there filters, tracks flows or captures */
 	__u8 jobs[2][MAX_JOBS_PER_HOOK];      /* job slots per direction */
 };
 
@@ -181,6 +192,25 @@ struct job_aux {
 	__u32 pad;
 };
 
+/* ---- Loss upstream of the classifier (coverage): GRE sequence numbers
+ * per tunnel, as seen on one interface. ---- */
+
+#define GRE_SEQ_ENTRIES 1024
+
+struct gre_seq_key {
+	__u32 src[4];       /* outer source address; IPv4 in src[0] */
+	__u32 key;          /* GRE key (0 when absent) */
+	__u32 ifindex;      /* where the tunnel's packets arrive */
+};
+
+struct gre_seq_val {
+	__u64 packets;      /* packets with a sequence number */
+	__u64 lost;         /* sequence numbers skipped (a late one gives one back) */
+	__u64 late;         /* packets older than the newest seen (reordered or duplicated) */
+	__u32 last;         /* newest sequence number seen */
+	__u32 pad;
+};
+
 /* ---- Probe-only state, pinned beside the counters so that it has exactly
  * their lifetime: a probe restart adopts it, a reboot clears both. ---- */
 
@@ -231,6 +261,36 @@ struct job_rec {
 	__u64 stopped_unix_ns;
 	char error[160];
 	char fallback[160];
+};
+
+/* A hook's figures at one moment: what the probe subtracts (layout 2). */
+struct hook_counts {
+	struct counters c[N_CLASSES];
+	__u64 err[N_JOB_ERRORS];
+};
+
+/* The base of an interface slot's series (ifaces): its hooks' counts when
+ * the slot was taken. */
+struct iface_base {
+	struct hook_counts dir[2];
+};
+
+/* How a plain job (one without a filter) is counted without a counter of
+ * its own: for each direction in `valid`, its hook's counts now minus
+ * `base` (taken when the job was published on the hook), plus `folded`
+ * (what earlier hooks of the job counted, added when it left them), plus
+ * its job_stats_percpu and job_aux errors (zero, or what a layout-1
+ * classifier counted before the hook was upgraded). A job's tunnel
+ * coverage works the same way over gre_seq entries of its interface. */
+struct job_base {
+	__u32 valid;        /* bit per direction: base[dir] holds */
+	__u32 if_slot;
+	struct hook_counts base[2];
+	struct hook_counts folded;
+	__u64 gre_base[3];  /* packets, lost, late on the job's ifindex at start */
+	__u64 gre_folded[3];
+	__u8 gre_valid;
+	__u8 pad[7];
 };
 
 /* Why a job's mirror has the scope it has (job_rec.mirror_scope), and

@@ -145,6 +145,13 @@ impl Receiver {
         self.store.lock().unwrap().clone()
     }
 
+    /// Every request received since the last take, removed from the store
+    /// (`count` and `requests` start over): memory stays bounded under many
+    /// large requests.
+    pub fn take_requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        std::mem::take(&mut *self.store.lock().unwrap())
+    }
+
     /// Every metric named `name`, in arrival order.
     pub fn metrics(&self, name: &str) -> Vec<Metric> {
         self.requests()

@@ -132,31 +132,40 @@ async fn counts_every_class(attach_mode: &str) {
         n
     );
 
-    // Global and per-interface counters see each packet once per hook.
+    // The global counters see each packet once per hook; the interface has
+    // one series per direction, each seeing its hook's packets once.
     let snap = probe.snapshot().await.unwrap();
-    let iface = snap
-        .interfaces
-        .iter()
-        .find(|i| i.interface == *port)
-        .expect("interface series");
-    assert_eq!(iface.ifindex, ing.ifindex);
-    assert_eq!(iface.direction, "both");
+    let dir_series = |dir: &str| {
+        snap.interfaces
+            .iter()
+            .find(|i| i.interface == *port && i.direction == dir)
+            .unwrap_or_else(|| panic!("{dir} series of {port}: {:?}", snap.interfaces))
+    };
+    let (ing_series, egr_series) = (dir_series("ingress"), dir_series("egress"));
+    assert_eq!(ing_series.ifindex, ing.ifindex);
+    assert_eq!(
+        snap.interfaces
+            .iter()
+            .filter(|i| i.interface == *port)
+            .count(),
+        2,
+        "one series per direction"
+    );
     for (name, pkts, bytes, _) in expect {
         assert_eq!(
             series_class(&snap.global, name).0,
             2 * pkts,
             "global {name}"
         );
-        assert_eq!(
-            series_class(&iface.series, name).0,
-            2 * pkts,
-            "iface {name}"
-        );
-        assert_eq!(
-            series_class(&iface.series, name).1,
-            2 * bytes,
-            "iface {name} bytes"
-        );
+        for iface in [ing_series, egr_series] {
+            let (p, b, _) = series_class(&iface.series, name);
+            assert_eq!(
+                (p, b),
+                (pkts, bytes),
+                "{} {name}",
+                iface.direction
+            );
+        }
     }
     assert_eq!(
         snap.errors.values().sum::<u64>(),

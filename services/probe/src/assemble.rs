@@ -55,10 +55,13 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         Err(e @ DatapathError::Locked(_)) => return Err(e.into()),
         Ok(dp) => {
             info!(pin_dir = %dp.pin_dir.display(), attach_mode = dp.mode.as_str(), kernel = %kinfo.release, "datapath loaded");
-            (
-                Some(Box::new(LiveKernel::new(dp, Arc::clone(&netlink)))),
-                DatapathStatus::On,
-            )
+            let mut live = LiveKernel::new(dp, Arc::clone(&netlink));
+            // Before the job core adopts anything: jobs of an older layout
+            // keep running, their counts continuing.
+            if let Err(e) = live.upgrade_pins().await {
+                warn!(error = %e, "upgrading the pinned maps; the next start tries again");
+            }
+            (Some(Box::new(live)), DatapathStatus::On)
         }
         Err(e) => {
             let e = brief(&e.to_string());

@@ -5,7 +5,7 @@
 //! global-only snapshot (and 2 interfaces), and its RSS.
 
 mod report;
-mod synthetic;
+pub mod synthetic;
 
 use std::{
     path::{Path, PathBuf},
@@ -33,22 +33,25 @@ const EXPORTER_RSS_TARGET_KIB: u64 = 15 * 1024;
 
 /// What a synthetic snapshot holds, besides the global series.
 #[derive(Clone, Copy)]
-struct Shape {
-    ifaces: u32,
-    jobs: u32,
+pub struct Shape {
+    pub ifaces: u32,
+    /// Series per interface: 1 (ingress) or 2 (ingress and egress).
+    pub directions: u32,
+    pub jobs: u32,
 }
 
 impl Shape {
-    fn label(self) -> String {
-        match (self.ifaces, self.jobs) {
-            (0, 0) => "global only (0 interfaces, 0 jobs)".into(),
-            (i, j) => format!("{i} interfaces, {j} jobs"),
+    pub fn label(self) -> String {
+        match (self.ifaces, self.directions, self.jobs) {
+            (0, _, 0) => "global only (0 interfaces, 0 jobs)".into(),
+            (i, 1, j) => format!("{i} interfaces, {j} jobs"),
+            (i, d, j) => format!("{i} interfaces x {d} directions, {j} jobs"),
         }
     }
 
     /// Counter series: one per protocol class of each owner.
-    fn series(self) -> usize {
-        CLASS_NAMES.len() * (1 + self.ifaces + self.jobs) as usize
+    pub fn series(self) -> usize {
+        CLASS_NAMES.len() * (1 + self.ifaces * self.directions + self.jobs) as usize
     }
 
     /// Data points of bpf.packets and bpf.bytes in one complete export.
@@ -59,7 +62,7 @@ impl Shape {
 
 /// Data points in one OTLP request: in every metric, and in bpf.packets and
 /// bpf.bytes (the series of the snapshot).
-fn data_points(r: &ExportMetricsServiceRequest) -> (usize, usize) {
+pub fn data_points(r: &ExportMetricsServiceRequest) -> (usize, usize) {
     let metrics = r
         .resource_metrics
         .iter()
@@ -82,7 +85,7 @@ fn data_points(r: &ExportMetricsServiceRequest) -> (usize, usize) {
 }
 
 /// The first packets value of a request (the global ipv4 series).
-fn first_packets(r: &ExportMetricsServiceRequest) -> Option<i64> {
+pub fn first_packets(r: &ExportMetricsServiceRequest) -> Option<i64> {
     let m = r
         .resource_metrics
         .first()?
@@ -260,8 +263,14 @@ pub async fn bench(bin_dir: &Path, secs: u64) -> Result<String> {
         .with_context(|| format!("{} --version", bin.display()))?;
     // All at once, so that other work on the machine weighs on every case alike.
     let runs = futures::future::try_join_all(
-        [(0, 0), (2, 2), (64, 2)]
-            .map(|(ifaces, jobs)| export_run(bin_dir, Shape { ifaces, jobs }, secs)),
+        [(0, 0), (2, 2), (64, 2)].map(|(ifaces, jobs)| {
+            let shape = Shape {
+                ifaces,
+                directions: 1,
+                jobs,
+            };
+            export_run(bin_dir, shape, secs)
+        }),
     )
     .await?;
     let base_rss = baseline_rss_kib().await?;

@@ -9,7 +9,7 @@ use aya::{maps::ProgramArray, programs::SchedClassifier, Ebpf};
 use telegen_probe::{
     datapath::OBJECT,
     domain::{filter, JobFilter},
-    maps::layout::IfCfg,
+    maps::layout::{IfCfg, JobBase},
     maps::Maps,
     rpc::convert::filter_spec,
 };
@@ -25,7 +25,7 @@ pub struct FilterCase {
     pub jobs: &'static [(bool, bool, u32)], // (filtered, flows, sample_rate)
 }
 
-pub const FILTER_CASES: [FilterCase; 6] = [
+pub const FILTER_CASES: [FilterCase; 7] = [
     FilterCase {
         name: "1 plain job (the plain counters)",
         jobs: &[(false, false, 1)],
@@ -33,6 +33,10 @@ pub const FILTER_CASES: [FilterCase; 6] = [
     FilterCase {
         name: "2 plain jobs",
         jobs: &[(false, false, 1), (false, false, 1)],
+    },
+    FilterCase {
+        name: "8 plain jobs",
+        jobs: &[(false, false, 1); 8],
     },
     FilterCase {
         name: "1 filtered job",
@@ -69,6 +73,17 @@ pub fn apply_filter_case(maps: &mut Maps, case: &FilterCase, filter: &JobFilter)
         };
         maps.prepare_job(slot as u32, &f, if flows { 1024 } else { 0 })
             .map_err(|e| anyhow!(e))?;
+        if !filtered {
+            // Published on loopback's ingress (interface slot 0): counted
+            // from the hook's series since now, as the probe does.
+            let base = JobBase {
+                valid: 1,
+                if_slot: 0,
+                base: [maps.hook_counts(0, 0)?, Default::default()],
+                ..Default::default()
+            };
+            maps.set_job_base(slot as u32, &base)?;
+        }
         cfg.jobs[0][slot] = slot as u8;
         if filtered || flows {
             cfg.deep |= 1;
@@ -103,7 +118,12 @@ pub fn bench(repeat: u32, rounds: usize) -> Result<String> {
                 samples[ci].1.push(real.test_run(&frame, repeat)?);
                 samples[ci].0.push(empty.test_run(&frame, repeat)?);
             }
-            let counted: u64 = maps.job_counters(0)?.iter().map(|c| c.packets).sum();
+            let counted: u64 = maps
+                .job_counters(0, !case.jobs[0].0)?
+                .0
+                .iter()
+                .map(|c| c.packets)
+                .sum();
             ensure!(
                 variant.is_some() || counted == u64::from(repeat),
                 "{}: job 0 counted {counted} of {repeat} packets: the filter did not match",

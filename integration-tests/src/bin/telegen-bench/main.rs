@@ -20,6 +20,12 @@
 //!    OTLP/gRPC receiver: exports, requests per interval, data points and
 //!    bytes per request, CPU per export with 64 interfaces and 2 jobs
 //!    against a global-only snapshot (and 2 interfaces), and its RSS.
+//! 7. Past one machine, `fleet`: 1,000 simulated exporters (the exporter
+//!    library's encoding of synthetic snapshots of 64 ports x 2 directions
+//!    and 2 jobs, one tonic channel each) sending to one OTLP/gRPC receiver
+//!    on loopback every 10 s: series per switch, bytes per request and per
+//!    second, data points per second, export latency and CPU per export, to
+//!    size a collector tier. Needs no BPF.
 //!
 //! Prints a markdown report and writes it to `bench-results/latest.md`.
 //! Environment: BENCH_REPEAT (test-run repeat, default 2000000), BENCH_ROUNDS
@@ -27,7 +33,10 @@
 //! BENCH_HTTP_SECS (seconds of load per throughput target, default 5),
 //! BENCH_HTTP_CLIENTS (concurrent clients, default 8),
 //! BENCH_EXPORT_SECS (seconds of exports measured per exporter case, default
-//! 10), BENCH_SECTIONS (comma list of classifier,filters,capture,rss,latency,stall,gateway,exporter;
+//! 10), BENCH_FLEET_SWITCHES (simulated exporters of the fleet section,
+//! default 1000), BENCH_FLEET_INTERVALS (10 s export intervals it runs,
+//! default 2), BENCH_SECTIONS (comma list of
+//! classifier,filters,capture,rss,latency,stall,gateway,exporter,fleet;
 //! default all; `filters` is the filter and flow cost, `stall` GetJob under
 //! a stalled redis), BENCH_OBJECT (another
 //! build of ebpf/telegen.bpf.c for the filters section to measure instead),
@@ -35,7 +44,7 @@
 //! telegen-exporter are; default <workspace>/target/release).
 //!
 //! One module per section (classifier, filters, rss, latency, stall,
-//! gateway, exporter); `common` is the harness they share (scratch directories,
+//! gateway, exporter, fleet); `common` is the harness they share (scratch directories,
 //! statistics, timing, memory and CPU readings, report pieces), `testrun` the
 //! BPF_PROG_TEST_RUN programs and frames of classifier and filters, and
 //! `probe_proc` the probe process (and its network namespace) of rss, latency
@@ -47,6 +56,7 @@ mod classifier;
 mod common;
 mod exporter;
 mod filters;
+mod fleet;
 mod gateway;
 mod latency;
 mod probe_proc;
@@ -118,6 +128,10 @@ fn run() -> Result<bool> {
         clients: env_num("BENCH_HTTP_CLIENTS", 8, 1)? as usize,
     };
     let export_secs = env_num("BENCH_EXPORT_SECS", 10, 1)?;
+    let fleet_switches = env_num("BENCH_FLEET_SWITCHES", 1000, 1)?;
+    let fleet_switches = u32::try_from(fleet_switches).context("BENCH_FLEET_SWITCHES")?;
+    let fleet_intervals = env_num("BENCH_FLEET_INTERVALS", 2, 1)?;
+    let fleet_intervals = u32::try_from(fleet_intervals).context("BENCH_FLEET_INTERVALS")?;
     let sections = std::env::var("BENCH_SECTIONS").unwrap_or_default();
     let want = |s: &str| sections.trim().is_empty() || sections.split(',').any(|x| x.trim() == s);
     let bin_dir = std::env::var_os("TELEGEN_BIN_DIR")
@@ -202,6 +216,15 @@ fn run() -> Result<bool> {
         section(
             "OTLP exporter (telegen-exporter, unprivileged)",
             rt.block_on(exporter::bench(&bin_dir, export_secs)),
+        );
+    }
+    if want("fleet") {
+        eprintln!(
+            "telegen-bench: fleet of {fleet_switches} simulated exporters ({fleet_intervals} x 10 s)..."
+        );
+        section(
+            "Past one machine: a fleet of exporters into one OTLP receiver",
+            rt.block_on(fleet::bench(fleet_switches, fleet_intervals)),
         );
     }
     let _ = writeln!(

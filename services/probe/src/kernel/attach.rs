@@ -199,6 +199,65 @@ impl Datapath {
         })
     }
 
+    /// Replace the program of one of our attachments by this probe's, in
+    /// place: a TCX link update, a tc filter replaced at its priority and
+    /// handle. The hook never runs two programs, nor none, so no packet is
+    /// counted twice or missed. Returns the updated record.
+    pub fn replace_hook(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        dir: usize,
+        hook: &HookRec,
+    ) -> Result<HookRec, AttachError> {
+        let link = match attach_from_code(hook.mode) {
+            Some(AttachMode::Tcx) => {
+                let pin = self.link_pin(ifindex, dir);
+                let fd: FdLink = PinnedLink::from_pin(&pin)
+                    .map_err(|e| {
+                        fail("opening the tcx link of", ifname, dir)(format!(
+                            "{}: {e}",
+                            pin.display()
+                        ))
+                    })?
+                    .into();
+                SchedClassifierLink::try_from(fd)
+                    .map_err(|e| fail("opening the tcx link of", ifname, dir)(e.to_string()))?
+            }
+            Some(AttachMode::Tc) => SchedClassifierLink::attached(
+                ifname,
+                attach_type(dir),
+                hook.priority as u16,
+                TcHandle::from(hook.handle),
+                None,
+            )
+            .map_err(|e| fail("addressing the tc filter of", ifname, dir)(e.to_string()))?,
+            None => return Ok(*hook),
+        };
+        let prog = self
+            .program(dir)
+            .map_err(|e| fail("replacing the program on", ifname, dir)(e.to_string()))?;
+        let id = prog
+            .attach_to_link(link)
+            .map_err(|e| fail("replacing the program on", ifname, dir)(e.to_string()))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| fail("taking the link of", ifname, dir)(e.to_string()))?;
+        // Dropping the link would detach it: a TCX link stays pinned, a tc
+        // filter persists by itself.
+        if hook.mode == attach_code(AttachMode::Tcx) {
+            let fd: Result<FdLink, _> = link.try_into();
+            drop(fd);
+        } else {
+            std::mem::forget(link);
+        }
+        info!(ifname, dir = DIR_NAMES[dir], "program replaced in place");
+        Ok(HookRec {
+            generation: PROG_GENERATION,
+            ..*hook
+        })
+    }
+
     /// Remove one of our attachments. A hook that is already gone (interface
     /// deleted, filter removed by hand) is not an error.
     pub fn detach_hook(

@@ -24,7 +24,7 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 pub const PROG_NAMES: [&str; 2] = ["telegen_ingress", "telegen_egress"];
 /// Tail-called on hooks where a job filters or tracks flows (maps.h,
-/// deep_progs); loaded on first need: its verification takes about a
+/// deep_progs_v2); loaded on first need: its verification takes about a
 /// second, which plain jobs and probe restarts need not wait for.
 pub const DEEP_PROG: &str = "telegen_deep";
 
@@ -38,7 +38,10 @@ pub struct Datapath {
     pub mode: AttachMode,
     /// When the pinned counters were created (a new value means a reset).
     pub epoch_ns: u64,
-    /// telegen_deep is loaded and in deep_progs (shared with the loader
+    /// The layout the pins say they have (an older one is upgraded by
+    /// LiveKernel::upgrade_pins).
+    pub pinned_layout: u32,
+    /// telegen_deep is loaded and in deep_progs_v2 (shared with the loader
     /// that does it off the job lock: deep_loader).
     deep_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The pin directory, open with an exclusive flock for as long as this
@@ -98,7 +101,7 @@ impl Datapath {
             maps.set_meta(&meta)?;
             info!(pin_dir = %cfg.pin_dir.display(), "created pinned maps");
         } else {
-            info!(pin_dir = %cfg.pin_dir.display(), "reusing pinned maps; counters continue");
+            info!(pin_dir = %cfg.pin_dir.display(), layout = meta.layout_version, "reusing pinned maps; counters continue");
         }
         Ok(Datapath {
             ebpf: Some(ebpf),
@@ -107,6 +110,7 @@ impl Datapath {
             pin_dir: cfg.pin_dir.clone(),
             mode,
             epoch_ns: meta.created_unix_ns,
+            pinned_layout: meta.layout_version,
             deep_ready: Default::default(),
             _lock: lock,
         })
@@ -143,6 +147,7 @@ impl Datapath {
             // hook's recorded mode.
             mode: AttachMode::Tc,
             epoch_ns: meta.created_unix_ns,
+            pinned_layout: meta.layout_version,
             deep_ready: Default::default(),
             _lock: lock,
         })
@@ -156,7 +161,7 @@ impl Datapath {
         }
     }
 
-    /// Load telegen_deep and publish it in deep_progs, once per process
+    /// Load telegen_deep and publish it in deep_progs_v2, once per process
     /// (an entry left by an earlier probe keeps serving until replaced).
     /// Normally done already by `deep_loader`, off the job lock.
     pub fn ensure_deep(&mut self) -> Result<(), DatapathError> {
@@ -182,7 +187,7 @@ impl Datapath {
             let mut ebpf = EbpfLoader::new()
                 .default_map_pin_directory(&pin_dir)
                 .load(OBJECT)?;
-            // The program stays alive in the pinned deep_progs once `ebpf`
+            // The program stays alive in the pinned deep_progs_v2 once `ebpf`
             // is dropped.
             publish_deep(&mut ebpf, &ready)
         })
@@ -203,7 +208,7 @@ impl Datapath {
     }
 }
 
-/// Load telegen_deep from `ebpf` and put it in its deep_progs.
+/// Load telegen_deep from `ebpf` and put it in its deep_progs_v2.
 fn publish_deep(
     ebpf: &mut Ebpf,
     ready: &std::sync::atomic::AtomicBool,
@@ -222,8 +227,8 @@ fn publish_deep(
         .try_clone()
         .map_err(|e| DatapathError::Io(format!("{DEEP_PROG} fd: {e}")))?;
     let mut progs: ProgramArray<_> = ProgramArray::try_from(
-        ebpf.map_mut("deep_progs")
-            .ok_or_else(|| DatapathError::Io("map deep_progs missing".into()))?,
+        ebpf.map_mut("deep_progs_v2")
+            .ok_or_else(|| DatapathError::Io("map deep_progs_v2 missing".into()))?,
     )?;
     progs.set(0, &fd, 0)?;
     ready.store(true, std::sync::atomic::Ordering::Release);

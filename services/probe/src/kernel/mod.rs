@@ -3,10 +3,12 @@
 //! core's `Kernel` port over them.
 
 pub mod attach;
+mod bases;
 pub mod datapath;
 pub mod error;
 pub mod info;
 pub mod maps;
+mod migrate;
 pub mod netlink;
 mod pins;
 mod reconcile;
@@ -178,8 +180,9 @@ impl Kernel for LiveKernel {
 
     fn job_counters(&self, job: &Job) -> Result<JobCounters, KernelError> {
         let maps = &self.dp.maps;
-        let cc = maps
-            .job_counters(job.slot)
+        let plain = records::job_filter(job).flags & maps::layout::F_MATCH == 0;
+        let (cc, err) = maps
+            .job_counters(job.slot, plain)
             .map_err(map("reading job counters"))?;
         let aux = maps.job_aux(job.slot).map_err(map("reading job errors"))?;
         let filter_rejected = maps
@@ -215,7 +218,7 @@ impl Kernel for LiveKernel {
             errors: crate::domain::limits::JOB_ERROR_NAMES
                 .iter()
                 .zip(JOB_ERROR_INDEX)
-                .map(|(&name, i)| (name, aux.err[i]))
+                .map(|(&name, i)| (name, err[i]))
                 .collect(),
             flows,
             filter_rejected,
@@ -253,25 +256,29 @@ impl Kernel for LiveKernel {
         let maps = &self.dp.maps;
         let mut interfaces = Vec::new();
         for (slot, rec) in self.ifaces.iter().enumerate().filter(|(_, r)| r.used != 0) {
-            let dirs: Vec<&str> = (0..2)
-                .filter(|&d| rec.hook[d].attached != 0)
-                .map(|d| DIR_NAMES[d])
-                .collect();
-            interfaces.push(IfaceCounters {
+            let slot = slot as u32;
+            let attached = (0..2).filter(|&d| rec.hook[d].attached != 0);
+            let series = |hooks: String, cc: ClassCounters| IfaceCounters {
                 ifindex: rec.ifindex,
                 name: get_str(&rec.name),
-                hooks: if dirs.len() == 2 {
-                    "both".into()
-                } else {
-                    dirs.concat()
-                },
+                hooks,
                 start_ns: rec.start_unix_ns,
-                classes: classes(
-                    &maps
-                        .iface_counters(slot as u32)
-                        .map_err(map("reading interface counters"))?,
-                ),
-            });
+                classes: classes(&cc),
+            };
+            if !maps.has_hook_series() {
+                // Degraded over layout-1 pins: one series per interface.
+                let dirs: Vec<&str> = attached.map(|d| DIR_NAMES[d]).collect();
+                let hooks = if dirs.len() == 2 { "both".into() } else { dirs.concat() };
+                let cc = maps.iface_counters(slot).map_err(map("reading interface counters"))?;
+                interfaces.push(series(hooks, cc));
+                continue;
+            }
+            for d in attached {
+                let cc = maps
+                    .iface_series(slot, d as u32)
+                    .map_err(map("reading interface counters"))?;
+                interfaces.push(series(DIR_NAMES[d].into(), cc));
+            }
         }
         let errors = maps.errors().map_err(map("reading error counters"))?;
         let tunnel = maps.tunnel().map_err(map("reading tunnel counters"))?;

@@ -52,6 +52,9 @@ impl LiveKernel {
             Some(s) => self.forget_lost_hooks(s).await?,
             None => Vec::new(),
         };
+        if let Some(s) = existing {
+            self.move_bases(s as u32, ifindex, want)?;
+        }
         if want.is_empty() {
             if let Some(s) = existing {
                 self.release_iface(s).await;
@@ -104,6 +107,9 @@ impl LiveKernel {
                 dp.maps
                     .reset_iface(s as u32, ifindex)
                     .map_err(map("resetting interface counters"))?;
+                dp.maps
+                    .take_iface_base(s as u32)
+                    .map_err(map("taking the interface's base"))?;
                 self.ifaces[s] = IfaceRec {
                     ifindex,
                     used: 1,
@@ -114,6 +120,10 @@ impl LiveKernel {
                 s
             }
         };
+        if existing.is_none() {
+            self.move_bases(s as u32, ifindex, want)?;
+        }
+        let dp = &mut self.dp;
         // Config first: the first packet after attach already counts.
         let mut cfg = IfCfg {
             slot: s as u32,

@@ -1,5 +1,7 @@
 //! The exporter section's synthetic probe: the Probe service with only
 //! WatchCounters, streaming snapshots of a given shape from this process.
+//! Its snapshot builder (`synthetic_template`, then `synthetic_snapshot` per
+//! tick) also feeds the fleet section's simulated exporters.
 
 use std::{
     fs,
@@ -30,11 +32,29 @@ const SIZE_MIX: [(u64, u64); HIST_BOUNDS.len() + 1] = [
     (0, 9216),
 ];
 
+/// How the counters of a synthetic probe grow.
+#[derive(Clone, Copy)]
+pub struct Growth {
+    /// Every series' unit (~1e6, a 1 % bucket share) grows by this much
+    /// (times 1 to 8) per tick.
+    pub rate: u64,
+    /// Every error and tunnel counter grows by this much (times the length
+    /// of its name) per tick; 0 leaves them at 0.
+    pub side: u64,
+}
+
+/// The exporter section's probe: series growing by 0.1 % of their unit per
+/// tick, error and tunnel counters at 0.
+const EXPORTER_GROWTH: Growth = Growth {
+    rate: 1_000,
+    side: 0,
+};
+
 /// Counters of synthetic series #`n` after `tick` snapshots: long-running
 /// magnitudes (~1e8 packets), growing every tick, the buckets adding up to
 /// the packets.
-fn synthetic_counters(n: u64, tick: u64) -> pb::Counters {
-    let unit = (1 + n % 8) * (1_000_000 + tick * 1_000);
+fn synthetic_counters(n: u64, tick: u64, rate: u64) -> pb::Counters {
+    let unit = (1 + n % 8) * (1_000_000 + tick * rate);
     let hist: Vec<u64> = SIZE_MIX.iter().map(|(share, _)| unit * share).collect();
     let bytes = SIZE_MIX
         .iter()
@@ -58,24 +78,27 @@ fn class_series() -> Vec<pb::Series> {
         .collect()
 }
 
-fn now_unix_ns() -> u64 {
+pub fn now_unix_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// What a probe with `shape` whose counters started at `epoch_ns` sends,
-/// but the time and the counters: SONiC port names, running jobs, every
-/// error and tunnel counter, the kernel's bucket bounds, start times that
-/// never change.
-fn synthetic_template(shape: Shape, epoch_ns: u64) -> pb::CounterSnapshot {
+/// but the time and the counters: SONiC port names (each with a series per
+/// direction of `shape`), running jobs, every error and tunnel counter, the
+/// kernel's bucket bounds, start times that never change.
+pub fn synthetic_template(shape: Shape, epoch_ns: u64) -> pb::CounterSnapshot {
     let name = |i: u32| format!("Ethernet{}", 4 * i);
-    let interfaces = (0..shape.ifaces).map(|i| pb::InterfaceSeries {
-        ifindex: 10 + i,
-        interface: name(i),
-        direction: "ingress".into(),
-        start_time_unix_nano: epoch_ns + u64::from(i) * 1_000_000,
-        series: class_series(),
+    let directions = &["ingress", "egress"][..shape.directions.clamp(1, 2) as usize];
+    let interfaces = (0..shape.ifaces).flat_map(|i| {
+        directions.iter().map(move |d| pb::InterfaceSeries {
+            ifindex: 10 + i,
+            interface: name(i),
+            direction: (*d).into(),
+            start_time_unix_nano: epoch_ns + u64::from(i) * 1_000_000,
+            series: class_series(),
+        })
     });
     let jobs = (0..shape.jobs).map(|j| pb::JobSeries {
         job_id: uuid::Uuid::from_u128(0x7e1e_9e00_0000_4000_8000_0000_0000_0000 + u128::from(j))
@@ -101,8 +124,12 @@ fn synthetic_template(shape: Shape, epoch_ns: u64) -> pb::CounterSnapshot {
 }
 
 /// Snapshot #`tick`: `template` stamped now, every series numbered in
-/// order with its counters after `tick` snapshots.
-fn synthetic_snapshot(template: &pb::CounterSnapshot, tick: u64) -> pb::CounterSnapshot {
+/// order with its counters after `tick` snapshots, growing by `growth`.
+pub fn synthetic_snapshot(
+    template: &pb::CounterSnapshot,
+    tick: u64,
+    growth: Growth,
+) -> pb::CounterSnapshot {
     let mut snap = template.clone();
     snap.time_unix_nano = now_unix_ns();
     let series = snap
@@ -111,7 +138,10 @@ fn synthetic_snapshot(template: &pb::CounterSnapshot, tick: u64) -> pb::CounterS
         .chain(snap.interfaces.iter_mut().flat_map(|i| &mut i.series))
         .chain(snap.jobs.iter_mut().flat_map(|j| &mut j.series));
     for (n, s) in (0..).zip(series) {
-        s.counters = Some(synthetic_counters(n, tick));
+        s.counters = Some(synthetic_counters(n, tick, growth.rate));
+    }
+    for (name, v) in snap.errors.iter_mut().chain(snap.tunnel.iter_mut()) {
+        *v = growth.side * tick * name.len() as u64;
     }
     snap
 }
@@ -177,7 +207,7 @@ impl pb::probe_server::Probe for FakeProbe {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             for tick in 0.. {
                 every.tick().await;
-                let snap = synthetic_snapshot(&template, tick);
+                let snap = synthetic_snapshot(&template, tick, EXPORTER_GROWTH);
                 if tx.send(Ok(snap)).await.is_err() {
                     return;
                 }

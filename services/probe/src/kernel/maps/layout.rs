@@ -1,18 +1,23 @@
 //! Rust mirrors of ebpf/include/types.h. Sizes are asserted at compile time
 //! and checked against existing pins at start-up.
 
-pub const LAYOUT_VERSION: u32 = 1;
-/// What the attached classifier can do, recorded per hook: 1 = hands deep
-/// hooks to telegen_deep (filters, flows). An attachment adopted from an
-/// older probe stays attached and may lack it.
-pub const PROG_GENERATION: u16 = 1;
+/// 2: one counter set per packet, per interface slot and hook direction
+/// (hook_stats_percpu); the global, interface and plain jobs' figures are
+/// derived (maps/hooks.rs). Pins of layout 1 are upgraded (migrate.rs).
+pub const LAYOUT_VERSION: u32 = 2;
+/// What the attached classifier does, recorded per hook: 1 = hands deep
+/// hooks to telegen_deep (filters, flows); 2 = counts layout 2's hook
+/// series. A probe replaces an older generation's program in place when it
+/// upgrades the pins.
+pub const PROG_GENERATION: u16 = 2;
 pub use crate::domain::limits::{
     CLASS_NAMES, HIST_BOUNDS, MAX_IF_SLOTS, MAX_JOBS_PER_HOOK, MAX_JOB_SLOTS,
 };
 pub const N_CLASSES: u32 = CLASS_NAMES.len() as u32;
 pub const HIST_BUCKETS: usize = HIST_BOUNDS.len() + 1;
 pub const IFCFG_ARRAY_SIZE: u32 = 4096;
-pub const N_ERRORS: u32 = 10;
+pub const N_ERRORS: u32 = 11;
+pub const GRE_SEQ_ENTRIES: u32 = 1024;
 /// Per-job errors: enum telegen_err plus the IPv4 header checksum.
 pub const N_JOB_ERRORS: usize = 9;
 pub const FILTER_MAX_PORTS: usize = 8;
@@ -46,6 +51,7 @@ pub const ERROR_NAMES: [&str; N_ERRORS as usize] = [
     "tunnel_unknown_payload",
     "deep_program_missing",
     "filter_lookup",
+    "gre_untracked",
 ];
 
 /// Where each per-job error results show (JOB_ERROR_NAMES) is counted in
@@ -292,6 +298,83 @@ impl JobAux {
     }
 }
 
+/// struct hook_counts: a hook's figures at one moment (summed over CPUs).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookCounts {
+    pub c: [Counters; N_CLASSES as usize],
+    pub err: [u64; N_JOB_ERRORS],
+}
+
+impl HookCounts {
+    pub fn add(&mut self, o: &HookCounts) {
+        for (a, b) in self.c.iter_mut().zip(o.c.iter()) {
+            a.add(b);
+        }
+        for (a, b) in self.err.iter_mut().zip(o.err.iter()) {
+            *a += b;
+        }
+    }
+
+    /// `self - base`, never below zero (a base from a slot's earlier life
+    /// is never larger, but a wrong one must not wrap).
+    pub fn since(&self, base: &HookCounts) -> HookCounts {
+        let mut out = *self;
+        for (a, b) in out.c.iter_mut().zip(base.c.iter()) {
+            a.packets = a.packets.saturating_sub(b.packets);
+            a.bytes = a.bytes.saturating_sub(b.bytes);
+            for (x, y) in a.hist.iter_mut().zip(b.hist.iter()) {
+                *x = x.saturating_sub(*y);
+            }
+        }
+        for (a, b) in out.err.iter_mut().zip(base.err.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        out
+    }
+}
+
+/// struct iface_base.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IfaceBase {
+    pub dir: [HookCounts; 2],
+}
+
+/// struct job_base: how a plain job is counted from its hooks' series.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobBase {
+    pub valid: u32,
+    pub if_slot: u32,
+    pub base: [HookCounts; 2],
+    pub folded: HookCounts,
+    pub gre_base: [u64; 3],
+    pub gre_folded: [u64; 3],
+    pub gre_valid: u8,
+    pub pad: [u8; 7],
+}
+
+/// struct gre_seq_key.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct GreSeqKey {
+    pub src: [u32; 4],
+    pub key: u32,
+    pub ifindex: u32,
+}
+
+/// struct gre_seq_val.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GreSeqVal {
+    pub packets: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub last: u32,
+    pub pad: u32,
+}
+
 impl Default for JobRec {
     fn default() -> Self {
         // SAFETY: JobRec is plain old data; all-zero is its "free slot" value.
@@ -315,6 +398,11 @@ unsafe impl aya::Pod for KJobFilter {}
 unsafe impl aya::Pod for FlowKey {}
 unsafe impl aya::Pod for FlowVal {}
 unsafe impl aya::Pod for JobAux {}
+unsafe impl aya::Pod for HookCounts {}
+unsafe impl aya::Pod for IfaceBase {}
+unsafe impl aya::Pod for JobBase {}
+unsafe impl aya::Pod for GreSeqKey {}
+unsafe impl aya::Pod for GreSeqVal {}
 
 const _: () = assert!(std::mem::size_of::<Counters>() == 88);
 const _: () = assert!(std::mem::size_of::<LabeledCounters>() == 96);
@@ -328,6 +416,11 @@ const _: () = assert!(std::mem::size_of::<KJobFilter>() == 376);
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
 const _: () = assert!(std::mem::size_of::<FlowVal>() == 16);
 const _: () = assert!(std::mem::size_of::<JobAux>() == 104);
+const _: () = assert!(std::mem::size_of::<HookCounts>() == 4 * 88 + 72);
+const _: () = assert!(std::mem::size_of::<IfaceBase>() == 2 * 424);
+const _: () = assert!(std::mem::size_of::<JobBase>() == 8 + 3 * 424 + 48 + 8);
+const _: () = assert!(std::mem::size_of::<GreSeqKey>() == 24);
+const _: () = assert!(std::mem::size_of::<GreSeqVal>() == 32);
 
 /// Copy `s` into a fixed, NUL-padded field (truncating on a char boundary).
 pub fn put_str<const N: usize>(s: &str) -> [u8; N] {

@@ -3,100 +3,18 @@
 
 mod added;
 pub mod flows;
+mod hooks;
 pub mod layout;
+mod names;
+
+pub use hooks::GreTotals;
+pub use names::{PINNED_MAPS, V1_DEEP_PROGS};
+use names::ADDED_MAPS;
 
 use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::Ebpf;
 
 use layout::*;
-
-/// Names of every map the object pins, with the expected key/value sizes and
-/// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 19] = [
-    (
-        "stats_percpu",
-        4,
-        std::mem::size_of::<Counters>() as u32,
-        N_CLASSES,
-    ),
-    (
-        "if_stats_percpu",
-        4,
-        std::mem::size_of::<LabeledCounters>() as u32,
-        MAX_IF_SLOTS * N_CLASSES,
-    ),
-    (
-        "job_stats_percpu",
-        4,
-        std::mem::size_of::<LabeledCounters>() as u32,
-        MAX_JOB_SLOTS * N_CLASSES,
-    ),
-    ("errors_percpu", 4, 8, N_ERRORS),
-    ("tunnel_percpu", 4, 8, N_TUN_KINDS),
-    (
-        "ifcfg",
-        4,
-        std::mem::size_of::<IfCfg>() as u32,
-        IFCFG_ARRAY_SIZE,
-    ),
-    ("ifcfg_hash", 4, std::mem::size_of::<IfCfg>() as u32, 256),
-    ("meta", 4, std::mem::size_of::<Meta>() as u32, 1),
-    (
-        "ifaces",
-        4,
-        std::mem::size_of::<IfaceRec>() as u32,
-        MAX_IF_SLOTS,
-    ),
-    (
-        "jobs",
-        4,
-        std::mem::size_of::<JobRec>() as u32,
-        MAX_JOB_SLOTS,
-    ),
-    (
-        "job_filters",
-        4,
-        std::mem::size_of::<KJobFilter>() as u32,
-        MAX_JOB_SLOTS,
-    ),
-    (
-        "job_aux_percpu",
-        4,
-        std::mem::size_of::<JobAux>() as u32,
-        MAX_JOB_SLOTS,
-    ),
-    ("job_flows", 4, 4, MAX_JOB_SLOTS),
-    ("job_rejected_percpu", 4, 8, MAX_JOB_SLOTS),
-    ("capture_ring", 0, 0, CAPTURE_RING_BYTES),
-    (
-        "capture_limits",
-        4,
-        std::mem::size_of::<CaptureLimit>() as u32,
-        MAX_JOB_SLOTS + 1,
-    ),
-    (
-        "capture_drops_percpu",
-        4,
-        std::mem::size_of::<CaptureDrops>() as u32,
-        MAX_JOB_SLOTS,
-    ),
-    (
-        "job_notes",
-        4,
-        std::mem::size_of::<JobNote>() as u32,
-        MAX_JOB_SLOTS,
-    ),
-    ("deep_progs", 4, 4, 1),
-];
-
-/// Maps added since the first layout, which pins of an earlier probe lack.
-const ADDED_MAPS: [&str; 5] = [
-    "job_rejected_percpu",
-    "job_notes",
-    "capture_ring",
-    "capture_limits",
-    "capture_drops_percpu",
-];
 
 pub type ClassCounters = [Counters; N_CLASSES as usize];
 
@@ -128,6 +46,13 @@ pub struct Maps {
     job_notes: Option<Array<MapData, JobNote>>,
     capture_limits: Option<Array<MapData, CaptureLimit>>,
     capture_drops: Option<PerCpuArray<MapData, CaptureDrops>>,
+    /// Layout 2's hook series and the bases the probe derives figures
+    /// from (hooks.rs); None only in degraded mode over layout-1 pins.
+    hook_stats: Option<PerCpuArray<MapData, Counters>>,
+    hook_errors: Option<PerCpuArray<MapData, u64>>,
+    gre_seq: Option<HashMap<MapData, GreSeqKey, GreSeqVal>>,
+    iface_base: Option<Array<MapData, IfaceBase>>,
+    job_base: Option<Array<MapData, JobBase>>,
     /// Taken by the capture reader (take_capture_ring).
     capture_ring: Option<Map>,
     /// ARRAY_OF_MAPS by job slot: the flows jobs' LRU tables (flows.rs).
@@ -172,6 +97,11 @@ impl Maps {
             .map(TryInto::try_into)
             .transpose()?;
         let capture_ring = get("capture_ring")?;
+        let hook_stats = get("hook_stats_percpu")?.map(TryInto::try_into).transpose()?;
+        let hook_errors = get("hook_errors_percpu")?.map(TryInto::try_into).transpose()?;
+        let gre_seq = get("gre_seq")?.map(TryInto::try_into).transpose()?;
+        let iface_base = get("iface_base")?.map(TryInto::try_into).transpose()?;
+        let job_base = get("job_base")?.map(TryInto::try_into).transpose()?;
         let mut open = |name: &str| {
             get(name)?.ok_or_else(|| MapError::InvalidName {
                 name: name.to_string(),
@@ -195,6 +125,11 @@ impl Maps {
             capture_limits,
             capture_drops,
             capture_ring,
+            hook_stats,
+            hook_errors,
+            gre_seq,
+            iface_base,
+            job_base,
             job_flows: open("job_flows")?,
             flow_pin_dir: None,
             ncpus,
@@ -208,7 +143,8 @@ impl Maps {
         Ok(())
     }
 
-    pub fn global(&self) -> Result<ClassCounters, MapError> {
+    /// What layout-1 classifiers counted in all (their global counters).
+    fn legacy_global(&self) -> Result<ClassCounters, MapError> {
         let mut out = ClassCounters::default();
         for (class, slot) in out.iter_mut().enumerate() {
             for v in self.stats.get(&(class as u32), 0)?.iter() {
@@ -253,7 +189,9 @@ impl Maps {
         Self::sum_slot(&self.if_stats, slot)
     }
 
-    pub fn job_counters(&self, slot: u32) -> Result<ClassCounters, MapError> {
+    /// A job's own counters: a filtered job's, or what a layout-1
+    /// classifier counted for a plain one before its hook was upgraded.
+    fn own_job_counters(&self, slot: u32) -> Result<ClassCounters, MapError> {
         Self::sum_slot(&self.job_stats, slot)
     }
 
@@ -356,6 +294,8 @@ impl Maps {
         let step = |what| move |source| MapStep { what, source };
         self.reset_job(slot)
             .map_err(step("resetting job counters"))?;
+        self.set_job_base(slot, &JobBase::default())
+            .map_err(step("resetting the job's base"))?;
         self.reset_job_aux(slot)
             .map_err(step("resetting job errors"))?;
         if table > 0 {
