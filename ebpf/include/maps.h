@@ -264,6 +264,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EXPORT_RECS);
+	__type(key, __u32);
+	__type(value, struct export_rec);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} export_recs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_JOB_SLOTS);
 	__type(key, __u32);
 	__type(value, struct job_note);

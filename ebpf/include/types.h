@@ -280,17 +280,28 @@ struct iface_base {
  * `base` (taken when the job was published on the hook), plus `folded`
  * (what earlier hooks of the job counted, added when it left them), plus
  * its job_stats_percpu and job_aux errors (zero, or what a layout-1
- * classifier counted before the hook was upgraded). A job's tunnel
- * coverage works the same way over gre_seq entries of its interface. */
+ * classifier counted before the hook was upgraded). A job's coverage
+ * figures work the same way: cov_* are [GRE packets, lost, late on the
+ * job's interface (gre_seq), failed exports (export_recs[0])]. */
 struct job_base {
 	__u32 valid;        /* bit per direction: base[dir] holds */
 	__u32 if_slot;
 	struct hook_counts base[2];
 	struct hook_counts folded;
-	__u64 gre_base[3];  /* packets, lost, late on the job's ifindex at start */
-	__u64 gre_folded[3];
-	__u8 gre_valid;
+	__u64 cov_base[4];
+	__u64 cov_folded[4];
+	__u8 cov_valid;
 	__u8 pad[7];
+};
+
+/* Exports the exporters reported failed (export_recs): entry 0 holds the
+ * total, 1.. the last total each exporter instance reported, so that a
+ * report repeated (or resent after a probe restart) adds nothing. */
+#define EXPORT_RECS 9
+struct export_rec {
+	__u8 instance[16];
+	__u64 failed;
+	__u64 updated_unix_ns;
 };
 
 /* Why a job's mirror has the scope it has (job_rec.mirror_scope), and

@@ -9,7 +9,10 @@ use std::{
 use serde_json::Value;
 use telegen_common::rest::{FlowStats, Job, Results};
 
+mod coverage;
 mod json;
+
+use coverage::coverage_line;
 pub use json::pretty_json;
 
 const DASH: &str = "-";
@@ -311,6 +314,9 @@ pub fn results(out: &mut impl Write, r: &Results) -> io::Result<()> {
             out,
             "filter_rejected: {n} packets on the hook did not match the filters"
         )?;
+    }
+    if let Some(c) = &r.coverage {
+        writeln!(out, "{}", coverage_line(c))?;
     }
 
     let errors: Vec<_> = r.errors.iter().filter(|(_, n)| **n > 0).collect();

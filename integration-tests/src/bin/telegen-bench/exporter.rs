@@ -262,16 +262,14 @@ pub async fn bench(bin_dir: &Path, secs: u64) -> Result<String> {
     let version = sh(&bin.display().to_string(), &["--version"])
         .with_context(|| format!("{} --version", bin.display()))?;
     // All at once, so that other work on the machine weighs on every case alike.
-    let runs = futures::future::try_join_all(
-        [(0, 0), (2, 2), (64, 2)].map(|(ifaces, jobs)| {
-            let shape = Shape {
-                ifaces,
-                directions: 1,
-                jobs,
-            };
-            export_run(bin_dir, shape, secs)
-        }),
-    )
+    let runs = futures::future::try_join_all([(0, 0), (2, 2), (64, 2)].map(|(ifaces, jobs)| {
+        let shape = Shape {
+            ifaces,
+            directions: 1,
+            jobs,
+        };
+        export_run(bin_dir, shape, secs)
+    }))
     .await?;
     let base_rss = baseline_rss_kib().await?;
     report::exporter_report(version.trim(), &runs, secs, base_rss)

@@ -21,7 +21,7 @@ mod tests;
 
 pub use job::{CaptureOptions, Filters, Job, JobFilters, JobList, ProtoSpec, StartRequest};
 pub use results::{
-    CaptureStats, Flow, FlowStats, OtelExport, ProtoCounters, Results, SizeHistogram,
+    CaptureStats, Coverage, Flow, FlowStats, OtelExport, ProtoCounters, Results, SizeHistogram,
 };
 pub use system::{ErrorBody, Health, ProbeInfo, Ready, Version};
 

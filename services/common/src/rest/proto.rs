@@ -216,6 +216,18 @@ impl From<pb::Results> for Results {
                 max_pps: c.max_pps,
                 file_bytes: c.file_bytes,
             }),
+            coverage: r.coverage.map(|c| Coverage {
+                sample_rate: c.sample_rate,
+                error_bound: c.error_bound,
+                tunnel_sequenced: c.tunnel_sequenced,
+                upstream_lost: c.upstream_lost,
+                upstream_late: c.upstream_late,
+                flow_evictions: c.flow_evictions,
+                flow_update_failures: c.flow_update_failures,
+                capture_dropped: c.capture_dropped,
+                exports_failed: c.exports_failed,
+                complete: c.complete,
+            }),
         }
     }
 }

@@ -56,6 +56,33 @@ pub struct Results {
     /// why. Omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureStats>,
+    /// What the job's figures may lack, and why (complete: nothing lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// What a job's figures may lack. `complete` is false whenever one of the
+/// loss counts is non-zero; counters are never sampled (sample_rate
+/// concerns flows and captures).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Coverage {
+    pub sample_rate: u32,
+    /// The error of sampled flow estimates ("" when not sampled).
+    pub error_bound: String,
+    /// GRE/ERSPAN packets with sequence numbers on the job's interface,
+    /// those their sequence numbers say were lost upstream (the switch's
+    /// CoPP, the network), and those that came late (reordered).
+    pub tunnel_sequenced: u64,
+    pub upstream_lost: u64,
+    pub upstream_late: u64,
+    pub flow_evictions: u64,
+    pub flow_update_failures: u64,
+    /// Capture jobs: packets let go (ring, rate, caps, copy, spool).
+    pub capture_dropped: u64,
+    /// Jobs exported over OTLP: exports reported failed since the start.
+    pub exports_failed: u64,
+    pub complete: bool,
 }
 
 /// A capture job's figures.

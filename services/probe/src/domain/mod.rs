@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod capture;
+pub mod coverage;
 pub mod filter;
 pub mod job;
 pub mod limits;

@@ -105,6 +105,7 @@ pub struct Results {
     pub filter_rejected: Option<u64>,
     /// Capture jobs: what was kept and let go.
     pub capture: Option<CaptureResults>,
+    pub coverage: super::coverage::Coverage,
     pub otlp_endpoint: String,
 }
 

@@ -11,7 +11,7 @@
 
 mod adopt;
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 mod lifecycle;
 mod mirror;
 pub mod ports;

@@ -111,6 +111,9 @@ pub struct JobCounters {
     pub filter_rejected: u64,
     /// Capture jobs: what the kernel let through and let go.
     pub capture: Option<KernelCapture>,
+    /// Since the job started: [GRE sequenced, lost upstream, late] on its
+    /// interface, and the exports reported failed.
+    pub coverage: [u64; 4],
 }
 
 /// A capture job's kernel figures.

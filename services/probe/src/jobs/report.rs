@@ -5,6 +5,7 @@ use super::ports::{
     CaptureFileStats, FlowSource, FlowTableRead, JobCounters, Kernel, KernelError, RawFlow,
 };
 use crate::domain::limits::{CLASS_NAMES, HIST_BOUNDS, JOB_ERROR_NAMES};
+use crate::domain::coverage::Coverage;
 use crate::domain::results::{CaptureResults, IfaceSeries, JobSeries};
 use crate::domain::{ClassCounts, Flow, FlowStats, Job, Results, Snapshot};
 
@@ -163,6 +164,22 @@ pub(super) fn results(
     } else {
         c.errors
     };
+    let capture = job.capture.map(|spec| {
+        let k = c.capture.unwrap_or_default();
+        let f = file.unwrap_or_default();
+        CaptureResults {
+            spec,
+            packets: f.packets,
+            bytes: f.bytes,
+            ring_full: k.ring_full,
+            rate_limited: k.rate_limited,
+            cap_reached: k.cap_reached,
+            copy_failed: k.copy_failed,
+            spool_dropped: f.spool_dropped,
+            file_bytes: f.file_bytes,
+        }
+    });
+    let coverage = Coverage::of(job, c.coverage, flow_stats.as_ref(), capture.as_ref());
     Results {
         job: job.clone(),
         window_sec: end.saturating_sub(job.started_ns) as f64 / 1e9,
@@ -173,21 +190,8 @@ pub(super) fn results(
         flow_stats,
         errors,
         filter_rejected: (!job.filter.is_empty()).then_some(c.filter_rejected),
-        capture: job.capture.map(|spec| {
-            let k = c.capture.unwrap_or_default();
-            let f = file.unwrap_or_default();
-            CaptureResults {
-                spec,
-                packets: f.packets,
-                bytes: f.bytes,
-                ring_full: k.ring_full,
-                rate_limited: k.rate_limited,
-                cap_reached: k.cap_reached,
-                copy_failed: k.copy_failed,
-                spool_dropped: f.spool_dropped,
-                file_bytes: f.file_bytes,
-            }
-        }),
+        capture,
+        coverage,
         otlp_endpoint: endpoint.into(),
     }
 }

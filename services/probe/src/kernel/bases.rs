@@ -40,7 +40,7 @@ impl LiveKernel {
         if old.slot != s {
             old.valid = 0;
         }
-        let gre = maps.gre_totals(ifindex);
+        let gre = maps.coverage_totals(ifindex);
         let mut touched: Vec<u8> = Vec::new();
         for dir in 0..2 {
             let before = listed(&old, dir);
@@ -53,11 +53,11 @@ impl LiveKernel {
                 let mut b = maps.job_base(j.into()).map_err(map("reading a job's base"))?;
                 fold(maps, &mut b, dir, s)?;
                 let stays = want.slots.iter().any(|l| l.contains(&j)) || touched.contains(&j);
-                if !stays && b.gre_valid != 0 {
-                    for (f, (now, base)) in b.gre_folded.iter_mut().zip(gre.iter().zip(b.gre_base)) {
+                if !stays && b.cov_valid != 0 {
+                    for (f, (now, base)) in b.cov_folded.iter_mut().zip(gre.iter().zip(b.cov_base)) {
                         *f += now.saturating_sub(base);
                     }
-                    b.gre_valid = 0;
+                    b.cov_valid = 0;
                 }
                 maps.set_job_base(j.into(), &b)
                     .map_err(map("writing a job's base"))?;
@@ -69,13 +69,13 @@ impl LiveKernel {
 
 /// Job `j` is published on hook (`s`, `dir`): a plain job takes the
 /// hook's figures as its base there (`only_missing`: unless it has one),
-/// every job the tunnel figures of the interface unless it has them.
+/// every job the coverage figures (tunnel, exports) unless it has them.
 pub(super) fn take_base(
     maps: &mut super::maps::Maps,
     j: u8,
     dir: usize,
     s: u32,
-    gre: super::maps::GreTotals,
+    gre: super::maps::CoverageTotals,
     only_missing: bool,
 ) -> Result<(), KernelError> {
     let plain = maps
@@ -93,9 +93,9 @@ pub(super) fn take_base(
             .hook_counts(s, dir as u32)
             .map_err(map("reading hook counters"))?;
     }
-    if b.gre_valid == 0 {
-        b.gre_base = gre;
-        b.gre_valid = 1;
+    if b.cov_valid == 0 {
+        b.cov_base = gre;
+        b.cov_valid = 1;
     }
     maps.set_job_base(j.into(), &b)
         .map_err(map("writing a job's base"))

@@ -73,7 +73,7 @@ impl LiveKernel {
                 .maps
                 .if_cfg(rec.ifindex)
                 .map_err(map("reading interface config"))?;
-            let gre = self.dp.maps.gre_totals(rec.ifindex);
+            let gre = self.dp.maps.coverage_totals(rec.ifindex);
             for dir in 0..2 {
                 for &j in listed(&cfg, dir).iter().filter(|j| live.contains(j)) {
                     take_base(&mut self.dp.maps, j, dir, s as u32, gre, true)?;

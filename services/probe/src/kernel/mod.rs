@@ -223,6 +223,9 @@ impl Kernel for LiveKernel {
             flows,
             filter_rejected,
             capture,
+            coverage: maps
+                .job_coverage(job.slot, job.ifindex)
+                .map_err(map("reading the job's coverage"))?,
         })
     }
 

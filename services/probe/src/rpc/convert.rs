@@ -224,6 +224,22 @@ pub fn results(r: Results) -> pb::Results {
         flow_stats: r.flow_stats.as_ref().map(flow_stats),
         filter_rejected: r.filter_rejected,
         capture: r.capture.as_ref().map(capture_stats),
+        coverage: Some(coverage(r.coverage)),
+    }
+}
+
+fn coverage(c: crate::domain::coverage::Coverage) -> pb::Coverage {
+    pb::Coverage {
+        sample_rate: c.sample_rate,
+        error_bound: c.error_bound,
+        tunnel_sequenced: c.tunnel_sequenced,
+        upstream_lost: c.upstream_lost,
+        upstream_late: c.upstream_late,
+        flow_evictions: c.flow_evictions,
+        flow_update_failures: c.flow_update_failures,
+        capture_dropped: c.capture_dropped,
+        exports_failed: c.exports_failed,
+        complete: c.complete,
     }
 }
 

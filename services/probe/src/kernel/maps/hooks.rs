@@ -17,8 +17,9 @@ use aya::maps::{MapData, MapError, PerCpuArray};
 use super::layout::*;
 use super::{ClassCounters, Maps};
 
-/// The tunnel figures of gre_seq, as [packets, lost, late].
-pub type GreTotals = [u64; 3];
+/// The coverage figures a job takes a base of: [GRE packets, lost, late]
+/// on an interface (gre_seq), and the failed exports (export_recs).
+pub type CoverageTotals = [u64; 4];
 
 impl Maps {
     /// Whether the layout-2 maps are here (not in degraded mode over
@@ -142,9 +143,11 @@ impl Maps {
         Ok((classes, errors))
     }
 
-    /// The GRE sequence figures of the tunnels arriving on `ifindex`.
-    pub fn gre_totals(&self, ifindex: u32) -> GreTotals {
-        let mut out = [0; 3];
+    /// The GRE sequence figures of the tunnels arriving on `ifindex`, and
+    /// the failed exports.
+    pub fn coverage_totals(&self, ifindex: u32) -> CoverageTotals {
+        let mut out = [0; 4];
+        out[3] = self.exports_failed();
         let Some(m) = &self.gre_seq else {
             return out;
         };
@@ -158,12 +161,59 @@ impl Maps {
         out
     }
 
-    /// Every tunnel gre_seq tracks, for the operator's view.
-    pub fn gre_tunnels(&self) -> Vec<(GreSeqKey, GreSeqVal)> {
-        match &self.gre_seq {
-            Some(m) => m.iter().flatten().collect(),
-            None => Vec::new(),
+    /// A job's coverage figures since its start: for each of
+    /// CoverageTotals, folded plus (while it runs) now minus its base.
+    pub fn job_coverage(&self, slot: u32, ifindex: u32) -> Result<CoverageTotals, MapError> {
+        let b = self.job_base(slot)?;
+        let mut out = b.cov_folded;
+        if b.cov_valid != 0 {
+            let now = self.coverage_totals(ifindex);
+            for ((o, n), base) in out.iter_mut().zip(now).zip(b.cov_base) {
+                *o += n.saturating_sub(base);
+            }
         }
+        Ok(out)
+    }
+
+    /// Failed exports, as the exporters reported them.
+    pub fn exports_failed(&self) -> u64 {
+        self.export_recs
+            .as_ref()
+            .and_then(|m| m.get(&0, 0).ok())
+            .map_or(0, |r| r.failed)
+    }
+
+    /// An exporter `instance` has failed `failed` exports since it began:
+    /// what it did not report before is added to the total. A repeated
+    /// report adds nothing; an instance not seen takes the place of the
+    /// one heard from least recently.
+    pub fn report_exports(&mut self, instance: [u8; 16], failed: u64, now_ns: u64) -> Result<u64, MapError> {
+        let Some(m) = &mut self.export_recs else {
+            return Ok(0);
+        };
+        let recs: Vec<ExportRec> = (0..EXPORT_RECS)
+            .map(|i| m.get(&i, 0))
+            .collect::<Result<_, _>>()?;
+        let slot = (1..EXPORT_RECS as usize)
+            .find(|&i| recs[i].instance == instance)
+            .or_else(|| (1..EXPORT_RECS as usize).min_by_key(|&i| recs[i].updated_unix_ns))
+            .unwrap_or(1);
+        let known = recs[slot].instance == instance;
+        let before = if known { recs[slot].failed } else { 0 };
+        let added = failed.saturating_sub(before);
+        let mut total = recs[0];
+        total.failed += added;
+        total.updated_unix_ns = now_ns;
+        // The instance's record first: a crash between the two writes can
+        // lose a report, never count one twice.
+        let rec = ExportRec {
+            instance,
+            failed: failed.max(before),
+            updated_unix_ns: now_ns,
+        };
+        m.set(slot as u32, rec, 0)?;
+        m.set(0, total, 0)?;
+        Ok(total.failed)
     }
 }
 

@@ -349,10 +349,22 @@ pub struct JobBase {
     pub if_slot: u32,
     pub base: [HookCounts; 2],
     pub folded: HookCounts,
-    pub gre_base: [u64; 3],
-    pub gre_folded: [u64; 3],
-    pub gre_valid: u8,
+    /// [GRE packets, lost, late on the job's interface, failed exports].
+    pub cov_base: [u64; 4],
+    pub cov_folded: [u64; 4],
+    pub cov_valid: u8,
     pub pad: [u8; 7],
+}
+
+pub const EXPORT_RECS: u32 = 9;
+
+/// struct export_rec.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportRec {
+    pub instance: [u8; 16],
+    pub failed: u64,
+    pub updated_unix_ns: u64,
 }
 
 /// struct gre_seq_key.
@@ -403,6 +415,7 @@ unsafe impl aya::Pod for IfaceBase {}
 unsafe impl aya::Pod for JobBase {}
 unsafe impl aya::Pod for GreSeqKey {}
 unsafe impl aya::Pod for GreSeqVal {}
+unsafe impl aya::Pod for ExportRec {}
 
 const _: () = assert!(std::mem::size_of::<Counters>() == 88);
 const _: () = assert!(std::mem::size_of::<LabeledCounters>() == 96);
@@ -418,7 +431,8 @@ const _: () = assert!(std::mem::size_of::<FlowVal>() == 16);
 const _: () = assert!(std::mem::size_of::<JobAux>() == 104);
 const _: () = assert!(std::mem::size_of::<HookCounts>() == 4 * 88 + 72);
 const _: () = assert!(std::mem::size_of::<IfaceBase>() == 2 * 424);
-const _: () = assert!(std::mem::size_of::<JobBase>() == 8 + 3 * 424 + 48 + 8);
+const _: () = assert!(std::mem::size_of::<JobBase>() == 8 + 3 * 424 + 64 + 8);
+const _: () = assert!(std::mem::size_of::<ExportRec>() == 32);
 const _: () = assert!(std::mem::size_of::<GreSeqKey>() == 24);
 const _: () = assert!(std::mem::size_of::<GreSeqVal>() == 32);
 

@@ -7,7 +7,7 @@ mod hooks;
 pub mod layout;
 mod names;
 
-pub use hooks::GreTotals;
+pub use hooks::CoverageTotals;
 pub use names::{PINNED_MAPS, V1_DEEP_PROGS};
 use names::ADDED_MAPS;
 
@@ -53,6 +53,7 @@ pub struct Maps {
     gre_seq: Option<HashMap<MapData, GreSeqKey, GreSeqVal>>,
     iface_base: Option<Array<MapData, IfaceBase>>,
     job_base: Option<Array<MapData, JobBase>>,
+    export_recs: Option<Array<MapData, ExportRec>>,
     /// Taken by the capture reader (take_capture_ring).
     capture_ring: Option<Map>,
     /// ARRAY_OF_MAPS by job slot: the flows jobs' LRU tables (flows.rs).
@@ -102,6 +103,7 @@ impl Maps {
         let gre_seq = get("gre_seq")?.map(TryInto::try_into).transpose()?;
         let iface_base = get("iface_base")?.map(TryInto::try_into).transpose()?;
         let job_base = get("job_base")?.map(TryInto::try_into).transpose()?;
+        let export_recs = get("export_recs")?.map(TryInto::try_into).transpose()?;
         let mut open = |name: &str| {
             get(name)?.ok_or_else(|| MapError::InvalidName {
                 name: name.to_string(),
@@ -130,6 +132,7 @@ impl Maps {
             gre_seq,
             iface_base,
             job_base,
+            export_recs,
             job_flows: open("job_flows")?,
             flow_pin_dir: None,
             ncpus,

@@ -4,7 +4,7 @@ use super::layout::*;
 
 /// Names of every map the object pins, with the expected key/value sizes and
 /// entry counts (checked against existing pins before they are reused).
-pub const PINNED_MAPS: [(&str, u32, u32, u32); 24] = [
+pub const PINNED_MAPS: [(&str, u32, u32, u32); 25] = [
     (
         "stats_percpu",
         4,
@@ -109,6 +109,12 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 24] = [
         std::mem::size_of::<JobBase>() as u32,
         MAX_JOB_SLOTS,
     ),
+    (
+        "export_recs",
+        4,
+        std::mem::size_of::<ExportRec>() as u32,
+        EXPORT_RECS,
+    ),
 ];
 
 /// Layout 1's prog array of the deep program, which layout-1 classifiers
@@ -117,7 +123,7 @@ pub const V1_DEEP_PROGS: &str = "deep_progs";
 
 /// Maps added since the first layout, which pins of an earlier probe lack
 /// (optional in degraded mode, which cannot create them).
-pub(super) const ADDED_MAPS: [&str; 10] = [
+pub(super) const ADDED_MAPS: [&str; 11] = [
     "job_rejected_percpu",
     "job_notes",
     "capture_ring",
@@ -128,5 +134,6 @@ pub(super) const ADDED_MAPS: [&str; 10] = [
     "gre_seq",
     "iface_base",
     "job_base",
+    "export_recs",
 ];
 
