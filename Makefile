@@ -37,6 +37,7 @@ run: build
 # the user's.
 test: deps
 	$(CARGO) build --workspace
+	scripts/build-layout1-probe.sh
 	@set -e; \
 	if [ "$$(id -u)" -ne 0 ]; then \
 		if ! command -v sudo >/dev/null 2>&1; then \

@@ -27,6 +27,8 @@ pub struct Probe {
     pub pin_dir: PathBuf,
     pub log: PathBuf,
     env: HashMap<String, String>,
+    /// Another telegen-probe binary than bin_dir()'s (an older probe's).
+    pub bin: Option<PathBuf>,
 }
 
 impl Probe {
@@ -41,6 +43,16 @@ impl Probe {
         ns: &Netns,
         extra: &[(&str, &str)],
         wrapper: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::start_binary(ns, extra, wrapper, None).await
+    }
+
+    /// Like `start_with`, running `bin` (None: bin_dir()'s probe).
+    pub async fn start_binary(
+        ns: &Netns,
+        extra: &[(&str, &str)],
+        wrapper: &[&str],
+        bin: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
         let id = unique_id();
         let dir = PathBuf::from(format!("/tmp/telegen-test-{id}"));
@@ -77,6 +89,7 @@ impl Probe {
             log: dir.join("probe.log"),
             pin_dir,
             env,
+            bin,
         };
         p.spawn(wrapper).await?;
         Ok(p)
@@ -88,7 +101,10 @@ impl Probe {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let probe = bin_dir().join("telegen-probe");
+        let probe = self
+            .bin
+            .clone()
+            .unwrap_or_else(|| bin_dir().join("telegen-probe"));
         anyhow::ensure!(
             probe.exists(),
             "{} not built (cargo build --workspace)",

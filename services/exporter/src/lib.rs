@@ -107,6 +107,11 @@ pub async fn run(
         latest,
         Arc::clone(&shared.stats),
     ));
+    tokio::spawn(watch::report_failures(
+        cfg.probe.clone(),
+        Arc::clone(&shared.stats),
+        std::time::Duration::from_secs(1),
+    ));
     if let Some(addr) = cfg.prom_listen {
         let shared = Arc::clone(&shared);
         let listener = tokio::net::TcpListener::bind(addr).await?;

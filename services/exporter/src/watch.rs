@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use telegen_common::{connect_probe, ProbeAddr};
 use telegen_proto::v1::{probe_client::ProbeClient, CounterSnapshot, WatchCountersRequest};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::stats::Stats;
 
@@ -79,5 +79,31 @@ pub async fn run(probe: ProbeAddr, interval: Duration, latest: Latest, stats: Ar
         stats.set_probe_connected(false);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Tell the probe how many exports have failed whenever that changes, so
+/// that jobs' coverage says so (checked every `every`; a report the probe
+/// did not take is sent again: the probe keeps each instance's last total,
+/// so a repeat adds nothing).
+pub async fn report_failures(probe: ProbeAddr, stats: Arc<Stats>, every: Duration) {
+    let instance = *uuid::Uuid::new_v4().as_bytes();
+    let mut client = ProbeClient::new(connect_probe(&probe));
+    let mut reported = 0;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let failed = stats.get().exports_failed;
+        if failed == reported {
+            continue;
+        }
+        let req = telegen_proto::v1::ReportExportsRequest {
+            instance: instance.to_vec(),
+            failed_total: failed,
+        };
+        match client.report_exports(req).await {
+            Ok(_) => reported = failed,
+            Err(e) => debug!(error = %e.message(), "reporting failed exports to the probe; retrying"),
+        }
     }
 }

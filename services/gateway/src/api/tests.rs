@@ -108,6 +108,13 @@ impl Probe for FakeProbe {
     ) -> Result<Response<Self::WatchCountersStream>, Status> {
         Err(Status::unimplemented("fake"))
     }
+    async fn report_exports(
+        &self,
+        _: GrpcRequest<pb::ReportExportsRequest>,
+    ) -> Result<Response<pb::ReportExportsResponse>, Status> {
+        Ok(Response::new(Default::default()))
+    }
+
     async fn get_info(
         &self,
         _: GrpcRequest<pb::GetInfoRequest>,

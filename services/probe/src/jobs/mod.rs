@@ -256,6 +256,15 @@ impl JobManager {
         Ok(report::results(&job, counters, file, endpoint, self.now()))
     }
 
+    /// An exporter's failed exports (ReportExports); 0 without a datapath.
+    pub async fn report_exports(&self, instance: [u8; 16], failed: u64) -> Result<u64, JobError> {
+        let mut inner = self.inner.lock().await;
+        match inner.kernel.as_deref_mut() {
+            Some(k) => Ok(k.report_exports(instance, failed)?),
+            None => Ok(0),
+        }
+    }
+
     pub async fn snapshot(&self) -> Result<Snapshot, JobError> {
         let inner = self.inner.lock().await;
         Ok(report::snapshot(

@@ -227,6 +227,11 @@ pub trait Kernel: Send + Sync {
         held: u64,
     ) -> Result<(), KernelError>;
     fn counters(&self) -> Result<KernelCounters, KernelError>;
+    /// An exporter `instance` has failed `failed` exports since it began;
+    /// returns the total the probe knows of.
+    fn report_exports(&mut self, _instance: [u8; 16], _failed: u64) -> Result<u64, KernelError> {
+        Ok(0)
+    }
 }
 
 /// Interface look-up by name.

@@ -255,6 +255,13 @@ impl Kernel for LiveKernel {
             .map_err(map("keeping the top flows"))
     }
 
+    fn report_exports(&mut self, instance: [u8; 16], failed: u64) -> Result<u64, KernelError> {
+        self.dp
+            .maps
+            .report_exports(instance, failed, crate::timefmt::now_ns())
+            .map_err(map("recording failed exports"))
+    }
+
     fn counters(&self) -> Result<KernelCounters, KernelError> {
         let maps = &self.dp.maps;
         let mut interfaces = Vec::new();

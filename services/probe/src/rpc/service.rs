@@ -119,6 +119,21 @@ impl Probe for ProbeService {
         Ok(Response::new(convert::results(results)))
     }
 
+    async fn report_exports(
+        &self,
+        req: Request<pb::ReportExportsRequest>,
+    ) -> Result<Response<pb::ReportExportsResponse>, Status> {
+        let r = req.into_inner();
+        let instance: [u8; 16] = r.instance.as_slice().try_into().map_err(|_| {
+            Status::invalid_argument(format!(
+                "instance: 16 bytes expected, got {}",
+                r.instance.len()
+            ))
+        })?;
+        let failed_total = self.mgr.report_exports(instance, r.failed_total).await?;
+        Ok(Response::new(pb::ReportExportsResponse { failed_total }))
+    }
+
     type WatchCountersStream = SnapshotStream;
 
     async fn watch_counters(

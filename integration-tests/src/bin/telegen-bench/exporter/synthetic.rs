@@ -219,6 +219,13 @@ impl pb::probe_server::Probe for FakeProbe {
     async fn get_info(&self, _: tonic::Request<pb::GetInfoRequest>) -> Reply<pb::Info> {
         Err(synthetic_only())
     }
+
+    async fn report_exports(
+        &self,
+        _: tonic::Request<pb::ReportExportsRequest>,
+    ) -> Reply<pb::ReportExportsResponse> {
+        Ok(tonic::Response::new(Default::default()))
+    }
 }
 
 /// `FakeProbe` served in this process on `dir/probe.sock`, which the
