@@ -103,7 +103,9 @@ pub async fn report_failures(probe: ProbeAddr, stats: Arc<Stats>, every: Duratio
         };
         match client.report_exports(req).await {
             Ok(_) => reported = failed,
-            Err(e) => debug!(error = %e.message(), "reporting failed exports to the probe; retrying"),
+            Err(e) => {
+                debug!(error = %e.message(), "reporting failed exports to the probe; retrying")
+            }
         }
     }
 }

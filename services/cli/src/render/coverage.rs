@@ -20,10 +20,16 @@ pub(super) fn coverage_line(c: &telegen_common::rest::Coverage) -> String {
         format!("coverage: incomplete: {}", gaps.join(", "))
     };
     if c.tunnel_sequenced > 0 {
-        line.push_str(&format!("; {} sequenced tunnel packets", c.tunnel_sequenced));
+        line.push_str(&format!(
+            "; {} sequenced tunnel packets",
+            c.tunnel_sequenced
+        ));
     }
     if !c.error_bound.is_empty() {
-        line.push_str(&format!("; sampled 1 in {}: {}", c.sample_rate, c.error_bound));
+        line.push_str(&format!(
+            "; sampled 1 in {}: {}",
+            c.sample_rate, c.error_bound
+        ));
     }
     line
 }

@@ -98,7 +98,10 @@ mod tests {
         };
         assert!(!Coverage::of(&job, [0; 4], Some(&evicting), None).complete);
         job.otlp_export = false;
-        assert!(Coverage::of(&job, [0, 0, 0, 5], None, None).complete, "not exported");
+        assert!(
+            Coverage::of(&job, [0, 0, 0, 5], None, None).complete,
+            "not exported"
+        );
         job.flows_detail = true;
         job.sample_rate = 100;
         let c = Coverage::of(&job, [0; 4], None, None);

@@ -4,8 +4,8 @@
 use super::ports::{
     CaptureFileStats, FlowSource, FlowTableRead, JobCounters, Kernel, KernelError, RawFlow,
 };
-use crate::domain::limits::{CLASS_NAMES, HIST_BOUNDS, JOB_ERROR_NAMES};
 use crate::domain::coverage::Coverage;
+use crate::domain::limits::{CLASS_NAMES, HIST_BOUNDS, JOB_ERROR_NAMES};
 use crate::domain::results::{CaptureResults, IfaceSeries, JobSeries};
 use crate::domain::{ClassCounts, Flow, FlowStats, Job, Results, Snapshot};
 

@@ -50,11 +50,14 @@ impl LiveKernel {
                 touched.push(j);
             }
             for &j in before.iter().filter(|j| !after.contains(j)) {
-                let mut b = maps.job_base(j.into()).map_err(map("reading a job's base"))?;
+                let mut b = maps
+                    .job_base(j.into())
+                    .map_err(map("reading a job's base"))?;
                 fold(maps, &mut b, dir, s)?;
                 let stays = want.slots.iter().any(|l| l.contains(&j)) || touched.contains(&j);
                 if !stays && b.cov_valid != 0 {
-                    for (f, (now, base)) in b.cov_folded.iter_mut().zip(gre.iter().zip(b.cov_base)) {
+                    for (f, (now, base)) in b.cov_folded.iter_mut().zip(gre.iter().zip(b.cov_base))
+                    {
                         *f += now.saturating_sub(base);
                     }
                     b.cov_valid = 0;
@@ -84,7 +87,9 @@ pub(super) fn take_base(
         .flags
         & F_MATCH
         == 0;
-    let mut b = maps.job_base(j.into()).map_err(map("reading a job's base"))?;
+    let mut b = maps
+        .job_base(j.into())
+        .map_err(map("reading a job's base"))?;
     let has = b.valid & (1 << dir) != 0 && b.if_slot == s;
     if plain && !(only_missing && has) {
         b.valid |= 1 << dir;
@@ -102,12 +107,7 @@ pub(super) fn take_base(
 }
 
 /// What job base `b` counted on hook (`s`, `dir`), into its folded figures.
-fn fold(
-    maps: &super::maps::Maps,
-    b: &mut JobBase,
-    dir: usize,
-    s: u32,
-) -> Result<(), KernelError> {
+fn fold(maps: &super::maps::Maps, b: &mut JobBase, dir: usize, s: u32) -> Result<(), KernelError> {
     if b.valid & (1 << dir) == 0 || b.if_slot != s {
         return Ok(());
     }

@@ -42,7 +42,11 @@ impl LiveKernel {
         if self.dp.off.is_some() || from >= super::maps::layout::LAYOUT_VERSION {
             return Ok(0);
         }
-        info!(from, to = super::maps::layout::LAYOUT_VERSION, "upgrading the pinned maps in place");
+        info!(
+            from,
+            to = super::maps::layout::LAYOUT_VERSION,
+            "upgrading the pinned maps in place"
+        );
         // A job's base that a layout-1 probe never wrote is all zero: only
         // the slots of live jobs are looked at.
         let live: Vec<u8> = (0..MAX_JOB_SLOTS as u8)
@@ -53,6 +57,19 @@ impl LiveKernel {
                     .is_ok_and(|r| (1..=3).contains(&r.state))
             })
             .collect();
+        // A deep hook's new classifier tail-calls the layout-2 deep program:
+        // it must be there before the first hook is replaced.
+        let deep = self.ifaces.iter().filter(|r| r.used != 0).any(|r| {
+            self.dp
+                .maps
+                .if_cfg(r.ifindex)
+                .is_ok_and(|c| c.valid != 0 && c.deep != 0)
+        });
+        if deep {
+            self.dp
+                .ensure_deep()
+                .map_err(|e| KernelError::DeepProgram(super::datapath::brief(&e.to_string())))?;
+        }
         let mut replaced = 0;
         let mut left = 0;
         for s in 0..self.ifaces.len() {
@@ -60,7 +77,10 @@ impl LiveKernel {
             if rec.used == 0 {
                 continue;
             }
-            let pending = rec.hook.iter().any(|h| h.attached != 0 && h.generation < PROG_GENERATION);
+            let pending = rec
+                .hook
+                .iter()
+                .any(|h| h.attached != 0 && h.generation < PROG_GENERATION);
             if pending {
                 self.dp
                     .maps
@@ -107,7 +127,10 @@ impl LiveKernel {
             self.ifaces[s] = rec;
         }
         if left > 0 {
-            warn!(left, replaced, "upgrade incomplete; the next start tries again");
+            warn!(
+                left,
+                replaced, "upgrade incomplete; the next start tries again"
+            );
             return Ok(replaced);
         }
         let old = self.dp.pin_dir.join(V1_DEEP_PROGS);

@@ -278,8 +278,14 @@ impl Kernel for LiveKernel {
             if !maps.has_hook_series() {
                 // Degraded over layout-1 pins: one series per interface.
                 let dirs: Vec<&str> = attached.map(|d| DIR_NAMES[d]).collect();
-                let hooks = if dirs.len() == 2 { "both".into() } else { dirs.concat() };
-                let cc = maps.iface_counters(slot).map_err(map("reading interface counters"))?;
+                let hooks = if dirs.len() == 2 {
+                    "both".into()
+                } else {
+                    dirs.concat()
+                };
+                let cc = maps
+                    .iface_counters(slot)
+                    .map_err(map("reading interface counters"))?;
                 interfaces.push(series(hooks, cc));
                 continue;
             }

@@ -116,7 +116,11 @@ impl Maps {
         let mut out = b.folded;
         for dir in 0..2u32 {
             if b.valid & (1 << dir) != 0 {
-                out.add(&self.hook_counts(b.if_slot, dir)?.since(&b.base[dir as usize]));
+                out.add(
+                    &self
+                        .hook_counts(b.if_slot, dir)?
+                        .since(&b.base[dir as usize]),
+                );
             }
         }
         Ok(out)
@@ -187,7 +191,12 @@ impl Maps {
     /// what it did not report before is added to the total. A repeated
     /// report adds nothing; an instance not seen takes the place of the
     /// one heard from least recently.
-    pub fn report_exports(&mut self, instance: [u8; 16], failed: u64, now_ns: u64) -> Result<u64, MapError> {
+    pub fn report_exports(
+        &mut self,
+        instance: [u8; 16],
+        failed: u64,
+        now_ns: u64,
+    ) -> Result<u64, MapError> {
         let Some(m) = &mut self.export_recs else {
             return Ok(0);
         };

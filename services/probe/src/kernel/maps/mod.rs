@@ -8,8 +8,8 @@ pub mod layout;
 mod names;
 
 pub use hooks::CoverageTotals;
-pub use names::{PINNED_MAPS, V1_DEEP_PROGS};
 use names::ADDED_MAPS;
+pub use names::{PINNED_MAPS, V1_DEEP_PROGS};
 
 use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::Ebpf;
@@ -98,8 +98,12 @@ impl Maps {
             .map(TryInto::try_into)
             .transpose()?;
         let capture_ring = get("capture_ring")?;
-        let hook_stats = get("hook_stats_percpu")?.map(TryInto::try_into).transpose()?;
-        let hook_errors = get("hook_errors_percpu")?.map(TryInto::try_into).transpose()?;
+        let hook_stats = get("hook_stats_percpu")?
+            .map(TryInto::try_into)
+            .transpose()?;
+        let hook_errors = get("hook_errors_percpu")?
+            .map(TryInto::try_into)
+            .transpose()?;
         let gre_seq = get("gre_seq")?.map(TryInto::try_into).transpose()?;
         let iface_base = get("iface_base")?.map(TryInto::try_into).transpose()?;
         let job_base = get("job_base")?.map(TryInto::try_into).transpose()?;

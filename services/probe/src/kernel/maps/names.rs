@@ -136,4 +136,3 @@ pub(super) const ADDED_MAPS: [&str; 11] = [
     "job_base",
     "export_recs",
 ];
-
