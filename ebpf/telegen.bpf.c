@@ -15,15 +15,14 @@
 static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 {
 	int err = -1;
+
+	gre_seq_track(skb);
 	struct verdict v = classify(skb, &err);
 
 	if (err >= 0)
 		count_error(err);
-	if (v.tun < N_TUN_KINDS) {
+	if (v.tun < N_TUN_KINDS)
 		count_tunnel(v.tun);
-		if (v.gre)
-			gre_seq_track(skb, v.outer_l3, v.gre, v.outer_v6);
-	}
 	/* Wire length: an ingress VLAN tag the kernel moved to skb->vlan_tci
 	 * still crossed the wire. Inside a tunnel: the mirrored packet's own
 	 * length, without the encapsulation. */

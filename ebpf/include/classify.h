@@ -21,9 +21,6 @@ struct verdict {
 	__be16 l3proto; /* ethertype of the counted packet; 0 if unknown */
 	__u16 vlan;     /* outermost tag found in the data */
 	__u8 has_vlan;
-	__u8 outer_v6;  /* the outer header of a GRE packet is IPv6 */
-	__u32 gre;      /* offset of the GRE header, 0 if none */
-	__u32 outer_l3; /* ... and of the IP header before it */
 };
 
 /* Class of the L3 packet at `off` with ethertype `proto`. When `gre` is not
@@ -90,9 +87,6 @@ static __always_inline struct verdict classify(struct __sk_buff *skb, int *err)
 	v.cls = classify_frame(skb, data, end, 0, err, &gre, &v);
 	if (!gre)
 		return v;
-	v.gre = gre;
-	v.outer_l3 = v.l3off;
-	v.outer_v6 = v.l3proto == bpf_htons(ETH_P_IPV6);
 
 	__u32 inner = 0, kind = TUN_KIND_NONE;
 	__be16 inner_proto = 0;

@@ -152,8 +152,10 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 	if (!x)
 		return;
 	parse_facts(skb, &v, x);
-	__u32 csum_bad = x->flags & FACT_CSUM_BAD;
-	if (csum_bad)
+	/* Read from map memory at each use, never kept in a register: a
+	 * known value would split every state of the job loop in two (twice
+	 * the verification). */
+	if (x->flags & FACT_CSUM_BAD)
 		count_hook_error(ifslot, dir, ERR_IPV4_CSUM);
 
 #pragma clang loop unroll(disable)
@@ -177,7 +179,7 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 			bump_job(slot, v.cls, len, bucket);
 		int tracks = f->flags & F_FLOWS && x->flags & FACT_IP;
 		int captures = f->flags & F_CAPTURE;
-		int errs = filtered && (err1 || csum_bad);
+		int errs = filtered && (err1 || x->flags & FACT_CSUM_BAD);
 		if (!errs && !tracks && !captures)
 			continue;
 		struct job_aux *aux = bpf_map_lookup_elem(&job_aux_percpu, &slot);
@@ -188,7 +190,7 @@ static __always_inline void count_deep(struct __sk_buff *skb)
 			barrier_var(e);
 			if (e < N_JOB_ERRORS)
 				aux->err[e] += 1;
-			if (csum_bad)
+			if (x->flags & FACT_CSUM_BAD)
 				aux->err[ERR_IPV4_CSUM] += 1;
 		}
 		if (tracks && flow_sample(aux, f->sample_rate))

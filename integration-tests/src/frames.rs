@@ -345,3 +345,45 @@ impl Pkt {
         pad_to(f, self.len)
     }
 }
+
+/// A GRE header with the sequence-number bit set, sequence number `seq`,
+/// the key `key` when given (K bit), carrying `proto`.
+pub fn gre_numbered(key: Option<u32>, seq: u32, proto: u16) -> Vec<u8> {
+    let flags: u16 = 0x1000 | if key.is_some() { 0x2000 } else { 0 };
+    let mut g = Vec::with_capacity(12);
+    g.extend_from_slice(&flags.to_be_bytes());
+    g.extend_from_slice(&proto.to_be_bytes());
+    if let Some(k) = key {
+        g.extend_from_slice(&k.to_be_bytes());
+    }
+    g.extend_from_slice(&seq.to_be_bytes());
+    g
+}
+
+/// Like `send`, from a thread pinned to one CPU: the frames reach the
+/// port's hooks in the order given (a sender migrating between CPUs may
+/// have them queued on two CPUs' backlogs and classified out of order).
+pub fn send_in_order(ns_path: &str, ifname: &str, frames: &[Vec<u8>]) -> anyhow::Result<()> {
+    let (ns_path, ifname, frames) = (ns_path.to_string(), ifname.to_string(), frames.to_vec());
+    std::thread::spawn(move || {
+        // SAFETY: affinity of the calling thread, with a set we own.
+        unsafe {
+            let cpu = libc::sched_getcpu();
+            anyhow::ensure!(
+                cpu >= 0,
+                "sched_getcpu: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut set);
+            anyhow::ensure!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0,
+                "sched_setaffinity: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        send_here(&ns_path, &ifname, &frames)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("sender thread panicked"))?
+}

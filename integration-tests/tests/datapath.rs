@@ -159,12 +159,7 @@ async fn counts_every_class(attach_mode: &str) {
         );
         for iface in [ing_series, egr_series] {
             let (p, b, _) = series_class(&iface.series, name);
-            assert_eq!(
-                (p, b),
-                (pkts, bytes),
-                "{} {name}",
-                iface.direction
-            );
+            assert_eq!((p, b), (pkts, bytes), "{} {name}", iface.direction);
         }
     }
     assert_eq!(
