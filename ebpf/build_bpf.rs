@@ -12,7 +12,13 @@ macro_rules! cargo {
 
 /// Compile `ebpf/<src>` with clang (-target bpf, BTF on; CLANG names another
 /// clang) into `obj`.
+#[allow(dead_code)]
 fn compile_bpf(ebpf: &std::path::Path, src: &str, obj: &std::path::Path) {
+    compile_bpf_with(ebpf, src, obj, &[]);
+}
+
+/// Like compile_bpf, with `-D` definitions (the bench's variants).
+fn compile_bpf_with(ebpf: &std::path::Path, src: &str, obj: &std::path::Path, defines: &[&str]) {
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     let arch = match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("aarch64") => "aarch64",
@@ -22,6 +28,7 @@ fn compile_bpf(ebpf: &std::path::Path, src: &str, obj: &std::path::Path) {
         .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
         .arg(format!("-I{}", ebpf.join("include").display()))
         .arg(format!("-I/usr/include/{arch}-linux-gnu"))
+        .args(defines.iter().map(|d| format!("-D{d}")))
         .arg("-c")
         .arg(ebpf.join(src))
         .arg("-o")

@@ -12,12 +12,26 @@
 #include "count.h"
 #include "coverage.h"
 
+/* Bench variants only (integration-tests/build.rs, `make bench`'s
+ * breakdown): TELEGEN_BENCH_STAGE 1 stops after classify(), 2 after the
+ * interface config lookup (count.h); TELEGEN_BENCH_NO_GRE_TRACK leaves
+ * out gre_seq_track. The probe's object is built with neither. */
+#ifndef TELEGEN_BENCH_STAGE
+#define TELEGEN_BENCH_STAGE 0
+#endif
+
 static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 {
 	int err = -1;
 
+#ifndef TELEGEN_BENCH_NO_GRE_TRACK
 	gre_seq_track(skb);
+#endif
 	struct verdict v = classify(skb, &err);
+#if TELEGEN_BENCH_STAGE == 1
+	asm volatile("" ::"r"(v.cls), "r"(v.l3off), "r"(err));
+	return TC_ACT_UNSPEC;
+#endif
 
 	if (err >= 0)
 		count_error(err);

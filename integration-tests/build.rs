@@ -15,6 +15,25 @@ fn main() {
     for (src, obj) in objects {
         compile_bpf(&ebpf, src, &out.join(obj));
     }
+    // The classifier cut at each stage, for the bench's breakdown of where
+    // its nanoseconds go (the probe embeds only the whole one).
+    let variants: [(&str, &[&str]); 4] = [
+        (
+            "stage_classify.bpf.o",
+            &["TELEGEN_BENCH_STAGE=1", "TELEGEN_BENCH_NO_GRE_TRACK"],
+        ),
+        (
+            "stage_ifcfg.bpf.o",
+            &["TELEGEN_BENCH_STAGE=2", "TELEGEN_BENCH_NO_GRE_TRACK"],
+        ),
+        ("stage_count.bpf.o", &["TELEGEN_BENCH_NO_GRE_TRACK"]),
+        ("stage_full.bpf.o", &[]),
+    ];
+    for (obj, defines) in variants {
+        compile_bpf_with(&ebpf, "telegen.bpf.c", &out.join(obj), defines);
+    }
+    cargo!("rerun-if-changed={}", ebpf.join("include").display());
+    cargo!("rerun-if-changed={}", ebpf.join("telegen.bpf.c").display());
     cargo!("rerun-if-changed={}", ebpf.join("bench").display());
     cargo!("rerun-if-changed={}", ebpf.join("build_bpf.rs").display());
     cargo!("rerun-if-env-changed=CLANG");

@@ -211,6 +211,10 @@ static __always_inline void count_packet(struct __sk_buff *skb, __u32 dir, const
 		return;
 	}
 	__u32 d = dir & 1;
+#if TELEGEN_BENCH_STAGE == 2
+	asm volatile("" ::"r"(cfg->slot), "r"(d));
+	return;
+#endif
 	__u32 key = HOOK_KEY(cfg->slot, d, v->cls);
 	struct counters *c = bpf_map_lookup_elem(&hook_stats_percpu, &key);
 	if (c)

@@ -91,6 +91,11 @@ static __always_inline void gre_seq_track(struct __sk_buff *skb)
 	/* Plain adds on an entry all CPUs share: a tunnel's packets normally
 	 * reach one receive queue; a race miscounts a packet, never more. */
 	s->packets += 1;
+	if (s->resync) {
+		s->last = seq;
+		s->resync = 0;
+		return;
+	}
 	__u32 ahead = seq - s->last;
 	if (ahead != 0 && ahead < 0x80000000U) {
 		s->lost += ahead - 1;

@@ -208,7 +208,9 @@ struct gre_seq_val {
 	__u64 lost;         /* sequence numbers skipped (a late one gives one back) */
 	__u64 late;         /* packets older than the newest seen (reordered or duplicated) */
 	__u32 last;         /* newest sequence number seen */
-	__u32 pad;
+	__u32 resync;       /* set by the probe when a hook is attached again:
+			     * numbers passed unseen meanwhile; the next
+			     * packet sets `last` and counts no gap */
 };
 
 /* ---- Probe-only state, pinned beside the counters so that it has exactly

@@ -206,15 +206,18 @@ async fn gre_sequence_gaps_are_reported_per_job_and_tunnel() {
     )
     .await;
 
-    // C, the last job on its port, stops (the hook goes): frozen too. A job
-    // D there later counts from its own start.
+    // C, the last job on its port, stops (the hook goes): frozen too. The
+    // tunnel goes on unseen (4 and 5 pass while nothing is attached: not a
+    // loss anyone could have seen). A job D there later counts from its
+    // own start: its first packet resynchronises, its own gap counts.
     assert_eq!(probe.stop_job(&c).await.unwrap().status, "stopped");
+    frames::send_in_order(&peer.path(), &other.peer, &v4_tunnel(1, &[4, 5])).unwrap();
     let d = probe
         .start_job(&other.port, "ingress")
         .await
         .unwrap()
         .job_id;
-    frames::send_in_order(&peer.path(), &other.peer, &v4_tunnel(1, &[4, 6])).unwrap();
+    frames::send_in_order(&peer.path(), &other.peer, &v4_tunnel(1, &[6, 8])).unwrap();
     expect(&probe, "D's gap", &d, 2, tunnel_cov(2, 1, 0)).await;
     expect(&probe, "stopped C", &c, 7, tunnel_cov(3, 0, 1)).await;
 }

@@ -804,6 +804,17 @@ async fn jobs(
             fr.filter_rejected
         ),
     );
+    // The underlay job sees the ERSPAN itself: the sequence numbers
+    // the kernel's erspan netdev writes (oseq) say nothing was lost.
+    let cov = |r: &pb::Results| r.coverage.clone().unwrap_or_default();
+    let under = cov(&results(&c, &capture.job_id).await?);
+    checks.check(
+        under.tunnel_sequenced >= total && under.upstream_lost == 0 && under.complete,
+        &format!(
+            "the underlay job follows the kernel's ERSPAN sequence numbers: {} sequenced (>= {total}), {} lost, complete {}",
+            under.tunnel_sequenced, under.upstream_lost, under.complete
+        ),
+    );
     let top = fr.top_flows.first();
     checks.check(
         top.is_some_and(|f| {
@@ -880,6 +891,67 @@ async fn jobs(
         ip("-n col link show dev erspan0").is_err(),
         "stop removed the erspan0 the probe created",
     );
+
+    // A real loss upstream, seen by a plain job on the underlay: the
+    // switch's underlay drops the mirrored copies of 4 frames (their
+    // sequence numbers are spent), then lets 3 through.
+    let seq_job = c
+        .start_job(pb::StartJobRequest {
+            port: "u1".into(),
+            direction: "ingress".into(),
+            mirror_mode: "direct".into(),
+            duration_sec: Some(0),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    job_status(client, &seq_job.job_id, "running").await?;
+    tc("-n sw qdisc add dev u0 clsact")?;
+    tc("-n sw filter add dev u0 egress matchall action drop")?;
+    frames::send("/run/netns/h", "hostp", &vec![frames::ipv4_udp(80); 4])?;
+    // What the drop took: ours, and anything else h sent meanwhile (an
+    // IPv6 neighbour solicitation is mirrored too).
+    let stats: serde_json::Value =
+        serde_json::from_str(&tc("-n sw -s -j filter show dev u0 egress")?)?;
+    let dropped = stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| {
+            f["options"]["actions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|a| a["stats"]["packets"].as_u64())
+        .sum::<u64>();
+    tc("-n sw qdisc del dev u0 clsact")?;
+    frames::send("/run/netns/h", "hostp", &vec![frames::ipv4_udp(80); 3])?;
+    let lossy = poll("the gap to show", Duration::from_secs(20), || {
+        let c = client.clone();
+        let id = seq_job.job_id.clone();
+        async move {
+            let r = results(&c, &id).await.ok()?;
+            let v = r.coverage.unwrap_or_default();
+            (v.tunnel_sequenced >= 3).then_some(v)
+        }
+    })
+    .await
+    .unwrap_or_default();
+    checks.check(
+        dropped >= 4
+            && lossy.upstream_lost == dropped
+            && lossy.tunnel_sequenced >= 3
+            && !lossy.complete,
+        &format!(
+            "the copies dropped upstream are reported lost: {} lost of {} sequenced (want {dropped}, the drop's count, of at least 3), complete {}",
+            lossy.upstream_lost, lossy.tunnel_sequenced, lossy.complete
+        ),
+    );
+    c.stop_job(pb::StopJobRequest {
+        job_id: seq_job.job_id.clone(),
+    })
+    .await?;
 
     // A netdev of that name with other parameters is refused (409), and
     // never removed: it is not ours.

@@ -4,14 +4,11 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{anyhow, Context, Result};
-use aya::{
-    maps::{Array, PerCpuArray},
-    Ebpf,
-};
+use anyhow::{anyhow, Result};
+use aya::{maps::PerCpuArray, Ebpf};
 use telegen_probe::{
     datapath::OBJECT,
-    maps::layout::{Counters, IfCfg, CLASS_NAMES, N_CLASSES, N_ERRORS},
+    maps::layout::{Counters, CLASS_NAMES, N_CLASSES, N_ERRORS},
 };
 
 use crate::common::{cell, median};
@@ -23,21 +20,7 @@ pub fn bench(repeat: u32, rounds: usize) -> Result<String> {
     // interface in slot 0 with one plain ingress job in slot 0. Layout 2:
     // each packet updates its hook's counter set only; the global, the
     // interface's and the job's figures are derived from it.
-    {
-        let mut ifcfg: Array<_, IfCfg> = Array::try_from(
-            real.ebpf
-                .map_mut("ifcfg")
-                .ok_or_else(|| anyhow!("map ifcfg missing"))?,
-        )?;
-        let mut cfg = IfCfg {
-            slot: 0,
-            valid: 1,
-            njobs: [1, 0],
-            ..Default::default()
-        };
-        cfg.jobs[0][0] = 0;
-        ifcfg.set(1, cfg, 0).context("writing ifcfg[1]")?;
-    }
+    crate::breakdown::monitor_loopback(&mut real.ebpf)?;
     let empty = Prog::empty()?;
     let seed = Prog::seed_like()?;
     let progs = [&empty, &real, &seed];

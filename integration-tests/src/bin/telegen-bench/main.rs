@@ -51,6 +51,7 @@
 //! and gateway. The bench baselines come from
 //! `telegen_integration_tests::bench_objects`.
 
+mod breakdown;
 mod capture;
 mod classifier;
 mod common;
@@ -168,6 +169,13 @@ fn run() -> Result<bool> {
         section(
             "Job filters and flow tracking per-packet cost (BPF_PROG_TEST_RUN)",
             filters::bench(repeat, rounds),
+        );
+    }
+    if want("breakdown") {
+        eprintln!("telegen-bench: where the classifier's time goes ({rounds} rounds x repeat {repeat})...");
+        section(
+            "Classifier breakdown: cost per stage, and the verifier's figures",
+            breakdown::bench(repeat, rounds),
         );
     }
     if want("capture") {

@@ -143,6 +143,9 @@ impl LiveKernel {
         for (dir, slots) in want.slots.iter().enumerate() {
             let attached = rec.hook[dir].attached != 0;
             if !slots.is_empty() && !attached {
+                if let Err(e) = dp.maps.resync_gre(ifindex) {
+                    warn!(ifindex, error = %e, "resynchronising GRE sequence tracking");
+                }
                 let prio = attach::tc_priority(&name, dir, first_prio[dir]);
                 if dp.mode == AttachMode::Tc {
                     // Intent first: the filter is named before it exists.

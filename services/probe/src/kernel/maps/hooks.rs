@@ -179,6 +179,28 @@ impl Maps {
         Ok(out)
     }
 
+    /// A hook of `ifindex` is attached (again): the tunnels arriving there
+    /// may have sent sequence numbers nobody saw meanwhile, which are not
+    /// losses a job could have seen. Their next packet resynchronises.
+    pub fn resync_gre(&mut self, ifindex: u32) -> Result<(), MapError> {
+        let Some(m) = &mut self.gre_seq else {
+            return Ok(());
+        };
+        let stale: Vec<(GreSeqKey, GreSeqVal)> = m
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k.ifindex == ifindex)
+            .collect();
+        for (k, mut v) in stale {
+            v.resync = 1;
+            match m.insert(k, v, 2 /* BPF_EXIST */) {
+                Err(MapError::KeyNotFound) | Ok(()) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Failed exports, as the exporters reported them.
     pub fn exports_failed(&self) -> u64 {
         self.export_recs

@@ -384,7 +384,8 @@ pub struct GreSeqVal {
     pub lost: u64,
     pub late: u64,
     pub last: u32,
-    pub pad: u32,
+    /// Set when a hook is attached again: the next packet resynchronises.
+    pub resync: u32,
 }
 
 impl Default for JobRec {
