@@ -356,3 +356,23 @@ fn pretty_json_keeps_order_and_values() {
     assert_eq!(again, t);
     assert_eq!(text(|o| pretty_json(o, "\"\\\\\"")), "\"\\\\\"\n");
 }
+
+#[test]
+fn coverage_says_complete_or_what_is_missing() {
+    let mut v = results_fixture();
+    v["coverage"] = json!({"sample_rate": 1, "error_bound": "", "tunnel_sequenced": 0,
+        "upstream_lost": 0, "upstream_late": 0, "flow_evictions": 0, "flow_update_failures": 0,
+        "capture_dropped": 0, "exports_failed": 0, "complete": true});
+    let r: Results = serde_json::from_value(v.clone()).unwrap();
+    assert!(text(|o| results(o, &r)).contains("\ncoverage: complete\n"));
+    v["coverage"]["upstream_lost"] = json!(2);
+    v["coverage"]["exports_failed"] = json!(1);
+    v["coverage"]["tunnel_sequenced"] = json!(40);
+    v["coverage"]["complete"] = json!(false);
+    let r: Results = serde_json::from_value(v).unwrap();
+    let t = text(|o| results(o, &r));
+    assert!(
+        t.contains("\ncoverage: incomplete: 2 lost upstream (GRE sequence gaps), 1 failed exports; 40 sequenced tunnel packets\n"),
+        "{t}"
+    );
+}
