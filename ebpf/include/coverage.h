@@ -77,17 +77,33 @@ static __always_inline void gre_seq_track(struct __sk_buff *skb)
 	__u32 seq = at == 0 ? w1 : (at == 1 ? w2 : w3);
 	k.ifindex = skb->ifindex;
 
-	struct gre_seq_val *s = bpf_map_lookup_elem(&gre_seq, &k);
-	if (!s) {
-		struct gre_seq_val fresh = { .packets = 1, .last = seq };
-		if (bpf_map_update_elem(&gre_seq, &k, &fresh, BPF_NOEXIST) < 0) {
-			__u32 code = ERR_GRE_UNTRACKED;
-			__u64 *e = bpf_map_lookup_elem(&errors_percpu, &code);
-			if (e)
-				*e += 1;
-		}
+	__u32 h = k.src[0] ^ k.src[1] ^ k.src[2] ^ k.src[3] ^ (k.key * 0x9e3779b1U) ^
+		  (k.ifindex * 0x85ebca6bU);
+	h ^= h >> 16;
+	h = (h * 0x7feb352dU) >> 24;
+	__u32 idx = h & (GRE_SEQ_ENTRIES - 1);
+	struct gre_seq_entry *e = bpf_map_lookup_elem(&gre_seq, &idx);
+	if (!e)
+		return;
+	if (e->k.ifindex == 0) {
+		/* A free entry: the tunnel's first packet. */
+		e->k = k;
+		e->v.packets = 1;
+		e->v.lost = 0;
+		e->v.late = 0;
+		e->v.last = seq;
+		e->v.resync = 0;
 		return;
 	}
+	if (e->k.ifindex != k.ifindex || e->k.key != k.key || e->k.src[0] != k.src[0] ||
+	    e->k.src[1] != k.src[1] || e->k.src[2] != k.src[2] || e->k.src[3] != k.src[3]) {
+		__u32 code = ERR_GRE_UNTRACKED;
+		__u64 *err = bpf_map_lookup_elem(&errors_percpu, &code);
+		if (err)
+			*err += 1;
+		return;
+	}
+	struct gre_seq_val *s = &e->v;
 	/* Plain adds on an entry all CPUs share: a tunnel's packets normally
 	 * reach one receive queue; a race miscounts a packet, never more. */
 	s->packets += 1;

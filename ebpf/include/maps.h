@@ -59,13 +59,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } job_stats_percpu SEC(".maps");
 
-/* GRE sequence tracking per tunnel and interface (tunnel.h). Shared by
- * all CPUs: a tunnel's packets normally hash to one receive queue. */
+/* GRE sequence tracking per tunnel and interface (coverage.h), by a hash
+ * of the tunnel's key. Shared by all CPUs: a tunnel's packets normally
+ * reach one receive queue. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, GRE_SEQ_ENTRIES);
-	__type(key, struct gre_seq_key);
-	__type(value, struct gre_seq_val);
+	__type(key, __u32);
+	__type(value, struct gre_seq_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } gre_seq SEC(".maps");
 

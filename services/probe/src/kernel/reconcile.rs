@@ -292,6 +292,9 @@ impl LiveKernel {
         if let Err(e) = dp.maps.clear_ifcfg(rec.ifindex) {
             warn!(ifindex = rec.ifindex, error = %e, "clearing interface config");
         }
+        if let Err(e) = dp.maps.forget_gre(rec.ifindex) {
+            warn!(ifindex = rec.ifindex, error = %e, "freeing its GRE sequence entries");
+        }
         if rec.created_qdisc != 0 && name.is_some() {
             match self.netlink.clsact_filters(rec.ifindex).await {
                 Ok(0) => match self.netlink.delete_clsact(rec.ifindex).await {

@@ -152,17 +152,41 @@ impl Maps {
     pub fn coverage_totals(&self, ifindex: u32) -> CoverageTotals {
         let mut out = [0; 4];
         out[3] = self.exports_failed();
-        let Some(m) = &self.gre_seq else {
-            return out;
-        };
-        for (k, v) in m.iter().flatten() {
-            if k.ifindex == ifindex {
-                out[0] += v.packets;
-                out[1] += v.lost;
-                out[2] += v.late;
-            }
+        for e in self.gre_entries(ifindex) {
+            out[0] += e.v.packets;
+            out[1] += e.v.lost;
+            out[2] += e.v.late;
         }
         out
+    }
+
+    /// The tunnels gre_seq follows on `ifindex`, with their entries' index.
+    fn gre_entries(&self, ifindex: u32) -> Vec<GreSeqEntry> {
+        self.gre_indexed(ifindex)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    fn gre_indexed(&self, ifindex: u32) -> Vec<(u32, GreSeqEntry)> {
+        let Some(m) = &self.gre_seq else {
+            return Vec::new();
+        };
+        (0..GRE_SEQ_ENTRIES)
+            .filter_map(|i| m.get(&i, 0).ok().map(|e| (i, e)))
+            .filter(|(_, e)| e.k.ifindex == ifindex && ifindex != 0)
+            .collect()
+    }
+
+    /// The interface's hooks are all gone: free its tunnels' entries (no
+    /// job counts on it any more, each folded what it saw).
+    pub fn forget_gre(&mut self, ifindex: u32) -> Result<(), MapError> {
+        for (i, _) in self.gre_indexed(ifindex) {
+            if let Some(m) = &mut self.gre_seq {
+                m.set(i, GreSeqEntry::default(), 0)?;
+            }
+        }
+        Ok(())
     }
 
     /// A job's coverage figures since its start: for each of
@@ -183,19 +207,10 @@ impl Maps {
     /// may have sent sequence numbers nobody saw meanwhile, which are not
     /// losses a job could have seen. Their next packet resynchronises.
     pub fn resync_gre(&mut self, ifindex: u32) -> Result<(), MapError> {
-        let Some(m) = &mut self.gre_seq else {
-            return Ok(());
-        };
-        let stale: Vec<(GreSeqKey, GreSeqVal)> = m
-            .iter()
-            .flatten()
-            .filter(|(k, _)| k.ifindex == ifindex)
-            .collect();
-        for (k, mut v) in stale {
-            v.resync = 1;
-            match m.insert(k, v, 2 /* BPF_EXIST */) {
-                Err(MapError::KeyNotFound) | Ok(()) => {}
-                Err(e) => return Err(e),
+        for (i, mut e) in self.gre_indexed(ifindex) {
+            e.v.resync = 1;
+            if let Some(m) = &mut self.gre_seq {
+                m.set(i, e, 0)?;
             }
         }
         Ok(())

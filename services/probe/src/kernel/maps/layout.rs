@@ -17,7 +17,7 @@ pub const N_CLASSES: u32 = CLASS_NAMES.len() as u32;
 pub const HIST_BUCKETS: usize = HIST_BOUNDS.len() + 1;
 pub const IFCFG_ARRAY_SIZE: u32 = 4096;
 pub const N_ERRORS: u32 = 11;
-pub const GRE_SEQ_ENTRIES: u32 = 1024;
+pub const GRE_SEQ_ENTRIES: u32 = 256;
 /// Per-job errors: enum telegen_err plus the IPv4 header checksum.
 pub const N_JOB_ERRORS: usize = 9;
 pub const FILTER_MAX_PORTS: usize = 8;
@@ -388,6 +388,14 @@ pub struct GreSeqVal {
     pub resync: u32,
 }
 
+/// struct gre_seq_entry: free while `k.ifindex` is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GreSeqEntry {
+    pub k: GreSeqKey,
+    pub v: GreSeqVal,
+}
+
 impl Default for JobRec {
     fn default() -> Self {
         // SAFETY: JobRec is plain old data; all-zero is its "free slot" value.
@@ -417,6 +425,7 @@ unsafe impl aya::Pod for JobBase {}
 unsafe impl aya::Pod for GreSeqKey {}
 unsafe impl aya::Pod for GreSeqVal {}
 unsafe impl aya::Pod for ExportRec {}
+unsafe impl aya::Pod for GreSeqEntry {}
 
 const _: () = assert!(std::mem::size_of::<Counters>() == 88);
 const _: () = assert!(std::mem::size_of::<LabeledCounters>() == 96);
@@ -436,6 +445,7 @@ const _: () = assert!(std::mem::size_of::<JobBase>() == 8 + 3 * 424 + 64 + 8);
 const _: () = assert!(std::mem::size_of::<ExportRec>() == 32);
 const _: () = assert!(std::mem::size_of::<GreSeqKey>() == 24);
 const _: () = assert!(std::mem::size_of::<GreSeqVal>() == 32);
+const _: () = assert!(std::mem::size_of::<GreSeqEntry>() == 56);
 
 /// Copy `s` into a fixed, NUL-padded field (truncating on a char boundary).
 pub fn put_str<const N: usize>(s: &str) -> [u8; N] {

@@ -50,7 +50,7 @@ pub struct Maps {
     /// from (hooks.rs); None only in degraded mode over layout-1 pins.
     hook_stats: Option<PerCpuArray<MapData, Counters>>,
     hook_errors: Option<PerCpuArray<MapData, u64>>,
-    gre_seq: Option<HashMap<MapData, GreSeqKey, GreSeqVal>>,
+    gre_seq: Option<Array<MapData, GreSeqEntry>>,
     iface_base: Option<Array<MapData, IfaceBase>>,
     job_base: Option<Array<MapData, JobBase>>,
     export_recs: Option<Array<MapData, ExportRec>>,

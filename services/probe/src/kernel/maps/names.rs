@@ -93,8 +93,8 @@ pub const PINNED_MAPS: [(&str, u32, u32, u32); 25] = [
     ),
     (
         "gre_seq",
-        std::mem::size_of::<GreSeqKey>() as u32,
-        std::mem::size_of::<GreSeqVal>() as u32,
+        4,
+        std::mem::size_of::<GreSeqEntry>() as u32,
         GRE_SEQ_ENTRIES,
     ),
     (
