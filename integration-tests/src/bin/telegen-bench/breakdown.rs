@@ -1,10 +1,10 @@
 //! Section 1c, breakdown: where the classifier's nanoseconds go. The
-//! classifier cut at each stage (bench_objects::STAGES: parse and classify;
-//! + the interface config lookup; + the hook's counter; + GRE sequence
-//! tracking, i.e. all of it) under BPF_PROG_TEST_RUN beside the empty
-//! program, in interleaved rounds, each stage's cost the difference to the
-//! one before; then what the verifier and the JIT made of each program of
-//! the real object (verified, translated and jitted sizes).
+//! classifier cut at each stage (bench_objects::STAGES: parse and classify,
+//! then the interface config lookup, then the hook's counter, then GRE
+//! sequence tracking, i.e. all of it) under BPF_PROG_TEST_RUN beside the
+//! empty program, in interleaved rounds, each stage's cost the difference to
+//! the one before; then what the verifier and the JIT made of each program
+//! of the real object (verified, translated and jitted sizes).
 
 use std::fmt::Write as _;
 

@@ -4,7 +4,6 @@
 //! kept of what did (sampling, evictions, drops), and what did not reach
 //! the OTLP backend (failed exports).
 
-use super::results::{CaptureResults, FlowStats};
 use super::Job;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,13 +29,9 @@ pub fn error_95(estimate: u64, rate: u32) -> f64 {
 
 impl Coverage {
     /// `raw`: the job's [GRE sequenced, lost, late, failed exports] since
-    /// it started.
-    pub fn of(
-        job: &Job,
-        raw: [u64; 4],
-        flows: Option<&FlowStats>,
-        capture: Option<&CaptureResults>,
-    ) -> Coverage {
+    /// it started; `flows`: its flow table's evictions and refused updates;
+    /// `capture_dropped`: the packets its capture let go.
+    pub fn of(job: &Job, raw: [u64; 4], flows: (u64, u64), capture_dropped: u64) -> Coverage {
         let samples = job.flows_detail || job.capture.is_some();
         let rate = if samples { job.sample_rate.max(1) } else { 1 };
         let error_bound = if rate > 1 {
@@ -48,17 +43,14 @@ impl Coverage {
         } else {
             String::new()
         };
-        let capture_dropped = capture.map_or(0, |c| {
-            c.ring_full + c.rate_limited + c.cap_reached + c.copy_failed + c.spool_dropped
-        });
         let mut c = Coverage {
             sample_rate: rate,
             error_bound,
             tunnel_sequenced: raw[0],
             upstream_lost: raw[1],
             upstream_late: raw[2],
-            flow_evictions: flows.map_or(0, |f| f.evictions),
-            flow_update_failures: flows.map_or(0, |f| f.update_failures),
+            flow_evictions: flows.0,
+            flow_update_failures: flows.1,
             capture_dropped,
             exports_failed: if job.otlp_export { raw[3] } else { 0 },
             complete: false,
@@ -84,27 +76,27 @@ mod tests {
     fn any_loss_makes_a_job_incomplete_and_sampling_states_its_bound() {
         let mut job = crate::jobs::fakes::job_template();
         job.otlp_export = true;
-        let c = Coverage::of(&job, [10, 0, 0, 0], None, None);
+        let c = Coverage::of(&job, [10, 0, 0, 0], (0, 0), 0);
         assert!(c.complete, "{c:?}");
         assert_eq!((c.sample_rate, c.error_bound.as_str()), (1, ""));
         for (i, raw) in [[10, 1, 0, 0], [10, 0, 0, 2]].into_iter().enumerate() {
-            assert!(!Coverage::of(&job, raw, None, None).complete, "case {i}");
+            assert!(!Coverage::of(&job, raw, (0, 0), 0).complete, "case {i}");
         }
         // Late packets alone lose nothing.
-        assert!(Coverage::of(&job, [10, 0, 3, 0], None, None).complete);
-        let evicting = FlowStats {
-            evictions: 4,
-            ..Default::default()
-        };
-        assert!(!Coverage::of(&job, [0; 4], Some(&evicting), None).complete);
+        assert!(Coverage::of(&job, [10, 0, 3, 0], (0, 0), 0).complete);
+        assert!(!Coverage::of(&job, [0; 4], (4, 0), 0).complete, "evictions");
+        assert!(
+            !Coverage::of(&job, [0; 4], (0, 0), 3).complete,
+            "capture drops"
+        );
         job.otlp_export = false;
         assert!(
-            Coverage::of(&job, [0, 0, 0, 5], None, None).complete,
+            Coverage::of(&job, [0, 0, 0, 5], (0, 0), 0).complete,
             "not exported"
         );
         job.flows_detail = true;
         job.sample_rate = 100;
-        let c = Coverage::of(&job, [0; 4], None, None);
+        let c = Coverage::of(&job, [0; 4], (0, 0), 0);
         assert_eq!(c.sample_rate, 100);
         // sqrt(1000 * 99) * 1.96 = 616.7: +-62% at 1000 packets.
         assert!(c.error_bound.contains("+-62% at 1000"), "{}", c.error_bound);

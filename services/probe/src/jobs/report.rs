@@ -179,7 +179,16 @@ pub(super) fn results(
             file_bytes: f.file_bytes,
         }
     });
-    let coverage = Coverage::of(job, c.coverage, flow_stats.as_ref(), capture.as_ref());
+    let coverage = Coverage::of(
+        job,
+        c.coverage,
+        flow_stats
+            .as_ref()
+            .map_or((0, 0), |f| (f.evictions, f.update_failures)),
+        capture.as_ref().map_or(0, |c| {
+            c.ring_full + c.rate_limited + c.cap_reached + c.copy_failed + c.spool_dropped
+        }),
+    );
     Results {
         job: job.clone(),
         window_sec: end.saturating_sub(job.started_ns) as f64 / 1e9,

@@ -78,7 +78,7 @@ pub(super) fn take_base(
     j: u8,
     dir: usize,
     s: u32,
-    gre: super::maps::CoverageTotals,
+    gre: super::maps::layout::CoverageTotals,
     only_missing: bool,
 ) -> Result<(), KernelError> {
     let plain = maps

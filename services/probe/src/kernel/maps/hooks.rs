@@ -17,10 +17,6 @@ use aya::maps::{MapData, MapError, PerCpuArray};
 use super::layout::*;
 use super::{ClassCounters, Maps};
 
-/// The coverage figures a job takes a base of: [GRE packets, lost, late]
-/// on an interface (gre_seq), and the failed exports (export_recs).
-pub type CoverageTotals = [u64; 4];
-
 impl Maps {
     /// Whether the layout-2 maps are here (not in degraded mode over
     /// layout-1 pins, where the layout-1 counters are all there is).

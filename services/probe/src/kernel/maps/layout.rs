@@ -5,6 +5,9 @@
 /// (hook_stats_percpu); the global, interface and plain jobs' figures are
 /// derived (maps/hooks.rs). Pins of layout 1 are upgraded (migrate.rs).
 pub const LAYOUT_VERSION: u32 = 2;
+
+mod v2;
+pub use v2::*;
 /// What the attached classifier does, recorded per hook: 1 = hands deep
 /// hooks to telegen_deep (filters, flows); 2 = counts layout 2's hook
 /// series. A probe replaces an older generation's program in place when it
@@ -298,104 +301,6 @@ impl JobAux {
     }
 }
 
-/// struct hook_counts: a hook's figures at one moment (summed over CPUs).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HookCounts {
-    pub c: [Counters; N_CLASSES as usize],
-    pub err: [u64; N_JOB_ERRORS],
-}
-
-impl HookCounts {
-    pub fn add(&mut self, o: &HookCounts) {
-        for (a, b) in self.c.iter_mut().zip(o.c.iter()) {
-            a.add(b);
-        }
-        for (a, b) in self.err.iter_mut().zip(o.err.iter()) {
-            *a += b;
-        }
-    }
-
-    /// `self - base`, never below zero (a base from a slot's earlier life
-    /// is never larger, but a wrong one must not wrap).
-    pub fn since(&self, base: &HookCounts) -> HookCounts {
-        let mut out = *self;
-        for (a, b) in out.c.iter_mut().zip(base.c.iter()) {
-            a.packets = a.packets.saturating_sub(b.packets);
-            a.bytes = a.bytes.saturating_sub(b.bytes);
-            for (x, y) in a.hist.iter_mut().zip(b.hist.iter()) {
-                *x = x.saturating_sub(*y);
-            }
-        }
-        for (a, b) in out.err.iter_mut().zip(base.err.iter()) {
-            *a = a.saturating_sub(*b);
-        }
-        out
-    }
-}
-
-/// struct iface_base.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IfaceBase {
-    pub dir: [HookCounts; 2],
-}
-
-/// struct job_base: how a plain job is counted from its hooks' series.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct JobBase {
-    pub valid: u32,
-    pub if_slot: u32,
-    pub base: [HookCounts; 2],
-    pub folded: HookCounts,
-    /// [GRE packets, lost, late on the job's interface, failed exports].
-    pub cov_base: [u64; 4],
-    pub cov_folded: [u64; 4],
-    pub cov_valid: u8,
-    pub pad: [u8; 7],
-}
-
-pub const EXPORT_RECS: u32 = 9;
-
-/// struct export_rec.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExportRec {
-    pub instance: [u8; 16],
-    pub failed: u64,
-    pub updated_unix_ns: u64,
-}
-
-/// struct gre_seq_key.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct GreSeqKey {
-    pub src: [u32; 4],
-    pub key: u32,
-    pub ifindex: u32,
-}
-
-/// struct gre_seq_val.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GreSeqVal {
-    pub packets: u64,
-    pub lost: u64,
-    pub late: u64,
-    pub last: u32,
-    /// Set when a hook is attached again: the next packet resynchronises.
-    pub resync: u32,
-}
-
-/// struct gre_seq_entry: free while `k.ifindex` is 0.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GreSeqEntry {
-    pub k: GreSeqKey,
-    pub v: GreSeqVal,
-}
-
 impl Default for JobRec {
     fn default() -> Self {
         // SAFETY: JobRec is plain old data; all-zero is its "free slot" value.
@@ -419,13 +324,6 @@ unsafe impl aya::Pod for KJobFilter {}
 unsafe impl aya::Pod for FlowKey {}
 unsafe impl aya::Pod for FlowVal {}
 unsafe impl aya::Pod for JobAux {}
-unsafe impl aya::Pod for HookCounts {}
-unsafe impl aya::Pod for IfaceBase {}
-unsafe impl aya::Pod for JobBase {}
-unsafe impl aya::Pod for GreSeqKey {}
-unsafe impl aya::Pod for GreSeqVal {}
-unsafe impl aya::Pod for ExportRec {}
-unsafe impl aya::Pod for GreSeqEntry {}
 
 const _: () = assert!(std::mem::size_of::<Counters>() == 88);
 const _: () = assert!(std::mem::size_of::<LabeledCounters>() == 96);
@@ -439,13 +337,6 @@ const _: () = assert!(std::mem::size_of::<KJobFilter>() == 376);
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 40);
 const _: () = assert!(std::mem::size_of::<FlowVal>() == 16);
 const _: () = assert!(std::mem::size_of::<JobAux>() == 104);
-const _: () = assert!(std::mem::size_of::<HookCounts>() == 4 * 88 + 72);
-const _: () = assert!(std::mem::size_of::<IfaceBase>() == 2 * 424);
-const _: () = assert!(std::mem::size_of::<JobBase>() == 8 + 3 * 424 + 64 + 8);
-const _: () = assert!(std::mem::size_of::<ExportRec>() == 32);
-const _: () = assert!(std::mem::size_of::<GreSeqKey>() == 24);
-const _: () = assert!(std::mem::size_of::<GreSeqVal>() == 32);
-const _: () = assert!(std::mem::size_of::<GreSeqEntry>() == 56);
 
 /// Copy `s` into a fixed, NUL-padded field (truncating on a char boundary).
 pub fn put_str<const N: usize>(s: &str) -> [u8; N] {

@@ -7,7 +7,6 @@ mod hooks;
 pub mod layout;
 mod names;
 
-pub use hooks::CoverageTotals;
 use names::ADDED_MAPS;
 pub use names::{PINNED_MAPS, V1_DEEP_PROGS};
 
