@@ -9,6 +9,7 @@ pub mod exporter;
 pub mod frames;
 pub mod gateway;
 pub mod grpcurl;
+pub mod lab;
 pub mod netns;
 pub mod otlp;
 pub mod pcapng;

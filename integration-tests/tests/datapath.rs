@@ -5,48 +5,15 @@ use std::time::Duration;
 
 use telegen_integration_tests::{
     frames,
+    lab::Lab,
     netns::{Netns, Veth},
     poll,
     probe::{class, series_class, Probe},
     sh,
 };
 
-struct Lab {
-    probe_ns: Netns,
-    peer_ns: Netns,
-    veth: Veth,
-}
-
 fn lab() -> Lab {
-    let probe_ns = Netns::new("tgp").unwrap();
-    let peer_ns = Netns::new("tgq").unwrap();
-    let veth = Veth::new(&probe_ns, &peer_ns).unwrap();
-    Lab {
-        probe_ns,
-        peer_ns,
-        veth,
-    }
-}
-
-impl Lab {
-    /// Frames arriving on the port: sent by the peer.
-    fn ingress(&self, frames: &[Vec<u8>]) {
-        frames::send(&self.peer_ns.path(), &self.veth.peer, frames).unwrap();
-    }
-    /// Frames leaving the port: sent from the probe's namespace.
-    fn egress(&self, frames: &[Vec<u8>]) {
-        frames::send(&self.probe_ns.path(), &self.veth.port, frames).unwrap();
-    }
-    fn tc_filters(&self, hook: &str) -> String {
-        self.probe_ns
-            .exec("tc", &["filter", "show", "dev", &self.veth.port, hook])
-            .unwrap()
-    }
-    fn qdiscs(&self) -> String {
-        self.probe_ns
-            .exec("tc", &["qdisc", "show", "dev", &self.veth.port])
-            .unwrap()
-    }
+    Lab::new()
 }
 
 fn rep(f: Vec<u8>, n: usize) -> Vec<Vec<u8>> {

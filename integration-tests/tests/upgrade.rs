@@ -10,44 +10,18 @@ use std::{path::PathBuf, time::Duration};
 
 use telegen_integration_tests::{
     frames::{self, Pkt},
-    netns::{Netns, Veth},
+    lab::Lab,
     poll,
     probe::{series_class, Probe},
 };
 use telegen_proto::v1 as pb;
 
-struct Lab {
-    probe_ns: Netns,
-    peer_ns: Netns,
-    veth: Veth,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let probe_ns = Netns::new("tgu").unwrap();
-        let peer_ns = Netns::new("tgv").unwrap();
-        let veth = Veth::new(&probe_ns, &peer_ns).unwrap();
-        Lab {
-            probe_ns,
-            peer_ns,
-            veth,
-        }
-    }
-    fn ingress(&self, frames: &[Vec<u8>]) {
-        frames::send(&self.peer_ns.path(), &self.veth.peer, frames).unwrap();
-    }
-    fn egress(&self, frames: &[Vec<u8>]) {
-        frames::send(&self.probe_ns.path(), &self.veth.port, frames).unwrap();
-    }
-    /// Our tc filters on `hook`, by program name.
-    fn our_filters(&self, hook: &str) -> usize {
-        self.probe_ns
-            .exec("tc", &["filter", "show", "dev", &self.veth.port, hook])
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("telegen_"))
-            .count()
-    }
+/// Our tc filters on `hook`, by program name.
+fn our_filters(lab: &Lab, hook: &str) -> usize {
+    lab.tc_filters(hook)
+        .lines()
+        .filter(|l| l.contains("telegen_"))
+        .count()
 }
 
 fn layout1_probe() -> PathBuf {
@@ -198,7 +172,7 @@ async fn upgrade_under_traffic(attach_mode: &str, crash: bool) {
     );
     if attach_mode == "tc" {
         assert_eq!(
-            (lab.our_filters("ingress"), lab.our_filters("egress")),
+            (our_filters(&lab, "ingress"), our_filters(&lab, "egress")),
             (1, 1),
             "one filter per hook, replaced in place"
         );
@@ -263,7 +237,7 @@ async fn upgrade_under_traffic(attach_mode: &str, crash: bool) {
             let links = std::fs::read_dir(probe.pin_dir.join("links"))
                 .map(|d| d.count())
                 .unwrap_or(0);
-            (lab.our_filters("ingress") + lab.our_filters("egress") + links == 0).then_some(())
+            (our_filters(&lab, "ingress") + our_filters(&lab, "egress") + links == 0).then_some(())
         },
     )
     .await
