@@ -535,3 +535,61 @@ async fn erspan_copies_are_captured_inner_or_outer() {
         "outer"
     );
 }
+
+/// KiB of the probe's mappings of BPF maps (the capture ring is 16 MiB of
+/// them when mapped: its 8 MiB of pages, twice).
+fn bpf_map_kib(pid: u32) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    maps.lines()
+        .filter(|l| l.contains("anon_inode:bpf-map"))
+        .filter_map(|l| {
+            let (range, _) = l.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            );
+            Some((b - a) / 1024)
+        })
+        .sum()
+}
+
+/// The ring costs the probe's memory only while a capture may still get
+/// records: mapped when one starts, unmapped once its file is complete.
+#[tokio::test]
+async fn the_capture_ring_is_mapped_only_while_a_capture_runs() {
+    let (ns, peer) = (Netns::new("tcm").unwrap(), Netns::new("tcn").unwrap());
+    let veth = Veth::new(&ns, &peer).unwrap();
+    let probe = Probe::start(&ns, &[]).await.unwrap();
+    let pid = probe.pid().unwrap();
+    let plain = probe.start_job(&veth.port, "ingress").await.unwrap();
+    probe.wait_status(&plain.job_id, "running").await.unwrap();
+    assert!(
+        bpf_map_kib(pid) < 8192,
+        "idle: {} KiB mapped",
+        bpf_map_kib(pid)
+    );
+    let id = start(&probe, capture_req(&veth.port, udp(), Default::default())).await;
+    poll("the ring mapped", Duration::from_secs(5), || async {
+        (bpf_map_kib(pid) >= 16384).then_some(())
+    })
+    .await
+    .unwrap();
+    let frames: Vec<Vec<u8>> = (0..3)
+        .map(|i| Pkt::new("10.0.0.1", "10.0.0.2", 17, 5000 + i, 53, 100).frame())
+        .collect();
+    frames::send(&peer.path(), &veth.peer, &frames).unwrap();
+    capture_stats(&probe, &id, |c| c.packets >= 3).await;
+    probe.stop_job(&id).await.unwrap();
+    poll("the ring unmapped", Duration::from_secs(5), || async {
+        (bpf_map_kib(pid) < 8192).then_some(())
+    })
+    .await
+    .unwrap();
+    let cap = pcapng::parse(&probe.capture(&id, false).await.unwrap()).unwrap();
+    assert_eq!(
+        cap.packets.len(),
+        3,
+        "every packet written before the unmap"
+    );
+}

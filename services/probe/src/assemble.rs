@@ -37,7 +37,10 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
     // killed probe left wait in it), and the limit of all captures together.
     let mut ring = None;
     let mut with_captures = |mut dp: Datapath| {
-        ring = dp.maps.take_capture_ring();
+        ring = dp
+            .maps
+            .has_capture_ring()
+            .then(|| dp.pin_dir.join("capture_ring"));
         let all = CaptureLimit {
             rate_pps: cfg.capture_max_pps.into(),
             ..Default::default()
@@ -116,8 +119,8 @@ pub async fn assemble(cfg: Config) -> anyhow::Result<Probe> {
         local_tcp: cfg.local_tcp,
     };
     let mgr = JobManager::new(cfg.job_settings(), datapath, ports).await;
-    if let Some(ring) = ring {
-        capture::ring::spawn_reader(ring, spool);
+    if let Some(pin) = ring {
+        capture::ring::spawn_reader(pin, spool);
     }
     Ok(Probe { mgr, info, listen })
 }

@@ -69,6 +69,16 @@ impl Spool {
         &self.dir
     }
 
+    /// Whether a capture may still get records: one running, or one ended
+    /// whose file still waits for what the kernel let through.
+    pub fn awaiting_records(&self) -> bool {
+        self.by_slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|c| !c.complete())
+    }
+
     pub fn get(&self, job: Uuid) -> Option<Arc<Capture>> {
         self.by_job
             .lock()

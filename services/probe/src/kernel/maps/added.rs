@@ -29,7 +29,14 @@ impl Maps {
         }
     }
 
-    /// The capture ring, for the one reader.
+    /// Whether the capture ring is there (pins of an earlier probe may
+    /// lack it). The reader maps it from its pin, only while captures
+    /// want it (capture/ring.rs).
+    pub fn has_capture_ring(&self) -> bool {
+        self.capture_ring.is_some()
+    }
+
+    /// The capture ring, mapped (the bench reads it directly).
     pub fn take_capture_ring(&mut self) -> Option<RingBuf<MapData>> {
         self.capture_ring.take()?.try_into().ok()
     }
