@@ -35,6 +35,23 @@ impl Lab {
             .expect("sending out of the port");
     }
 
+    /// A sender that keeps `frame` coming into the port, 10 every 10 ms for
+    /// 40 rounds, while the test restarts the probe; joined, it says how
+    /// many it sent.
+    pub fn steady_ingress(&self, frame: Vec<u8>) -> std::thread::JoinHandle<u64> {
+        let (ns, peer) = (self.peer_ns.path(), self.veth.peer.clone());
+        std::thread::spawn(move || {
+            let burst = vec![frame; 10];
+            let mut sent = 0;
+            for _ in 0..40 {
+                frames::send(&ns, &peer, &burst).expect("sending into the port");
+                sent += burst.len() as u64;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            sent
+        })
+    }
+
     /// `tc filter show` of the port's `hook` (ingress or egress).
     pub fn tc_filters(&self, hook: &str) -> String {
         self.probe_ns

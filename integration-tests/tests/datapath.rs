@@ -363,16 +363,7 @@ async fn restart_under_traffic(attach_mode: &str, crash: bool) {
     probe.results_at(&job.job_id, 10).await.unwrap();
 
     // A sender keeps going while the probe is down and comes back.
-    let (ns, peer) = (lab.peer_ns.path(), lab.veth.peer.clone());
-    let sender = std::thread::spawn(move || {
-        let mut sent = 0u64;
-        for _ in 0..40 {
-            frames::send(&ns, &peer, &rep(frames::ipv4_udp(100), 10)).unwrap();
-            sent += 10;
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        sent
-    });
+    let sender = lab.steady_ingress(frames::ipv4_udp(100));
     if crash {
         probe.kill_process();
     } else {

@@ -9,7 +9,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use telegen_integration_tests::{
-    frames::{self, Pkt},
+    frames::Pkt,
     lab::Lab,
     poll,
     probe::{series_class, Probe},
@@ -145,16 +145,7 @@ async fn upgrade_under_traffic(attach_mode: &str, crash: bool) {
 
     // A sender keeps going while the older probe goes and the current one
     // upgrades its pins.
-    let (ns, peer) = (lab.peer_ns.path(), lab.veth.peer.clone());
-    let sender = std::thread::spawn(move || {
-        let mut sent = 0;
-        for _ in 0..40 {
-            frames::send(&ns, &peer, &rep(udp(), 10)).unwrap();
-            sent += 10;
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        sent
-    });
+    let sender = lab.steady_ingress(udp());
     if crash {
         probe.kill_process();
     } else {

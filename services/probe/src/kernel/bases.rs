@@ -40,6 +40,14 @@ impl LiveKernel {
         if old.slot != s {
             old.valid = 0;
         }
+        let same = |dir: usize| {
+            let before = listed(&old, dir);
+            before.len() == want.slots[dir].len()
+                && before.iter().all(|j| want.slots[dir].contains(j))
+        };
+        if same(0) && same(1) {
+            return Ok(());
+        }
         let gre = maps.coverage_totals(ifindex);
         let mut touched: Vec<u8> = Vec::new();
         for dir in 0..2 {

@@ -48,13 +48,12 @@ impl LiveKernel {
             "upgrading the pinned maps in place"
         );
         // A job's base that a layout-1 probe never wrote is all zero: only
-        // the slots of live jobs are looked at.
+        // the slots of jobs not yet ended are looked at.
         let live: Vec<u8> = (0..MAX_JOB_SLOTS as u8)
             .filter(|&j| {
-                self.dp
-                    .maps
-                    .job_rec(j.into())
-                    .is_ok_and(|r| (1..=3).contains(&r.state))
+                let rec = self.dp.maps.job_rec(j.into()).ok();
+                rec.and_then(|r| super::records::job_from_rec(j.into(), &r))
+                    .is_some_and(|job| !job.state.is_final())
             })
             .collect();
         // A deep hook's new classifier tail-calls the layout-2 deep program:
