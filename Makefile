@@ -36,8 +36,8 @@ run: build
 # the test binaries run under sudo (a cargo target runner), so target/ stays
 # the user's.
 test: deps
-	$(CARGO) build --workspace
 	scripts/build-layout1-probe.sh
+	$(CARGO) build --workspace
 	@set -e; \
 	if [ "$$(id -u)" -ne 0 ]; then \
 		if ! command -v sudo >/dev/null 2>&1; then \

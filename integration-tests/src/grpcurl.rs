@@ -17,10 +17,20 @@ pub fn binary() -> String {
     )
     .or_else(|_| sh("sh", &["-c", "command -v grpcurl"]))
     .expect("grpcurl is installed (make deps)");
-    let copy = format!("/tmp/telegen-test-grpcurl-{}", std::process::id());
+    let bin = bin.trim();
+    // One copy for every test process (nextest runs each test in its own),
+    // named by the source's size and mtime so a new grpcurl gets a new copy;
+    // a copy per process left 22 MB behind per test.
+    let meta = std::fs::metadata(bin).expect("grpcurl binary");
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let copy = format!(
+        "/tmp/telegen-test-grpcurl-{}-{}",
+        meta.len(),
+        mtime.map_or(0, |d| d.as_secs())
+    );
     if !std::path::Path::new(&copy).exists() {
-        let tmp = format!("{copy}.{:?}", std::thread::current().id());
-        std::fs::copy(bin.trim(), &tmp).unwrap();
+        let tmp = format!("{copy}.{}.{:?}", std::process::id(), std::thread::current().id());
+        std::fs::copy(bin, &tmp).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::rename(&tmp, &copy).unwrap();

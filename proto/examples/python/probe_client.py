@@ -21,8 +21,10 @@ calling (TELEGEN_PROBE_ALLOW): run this as root or in the socket's group.
 """
 
 import argparse
+import atexit
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 
@@ -36,6 +38,9 @@ PROTO_ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 def stubs(proto_root):
     """telegen.v1 probe_pb2 and probe_pb2_grpc, generated into a temp dir."""
     out = tempfile.mkdtemp(prefix="telegen-pyproto-")
+    # The modules are imported before main() returns; the directory is not
+    # needed after exit.
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     rc = protoc.main([
         "protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",
         os.path.join(proto_root, "telegen", "v1", "probe.proto"),
