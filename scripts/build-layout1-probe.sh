@@ -18,6 +18,7 @@ if ! git -C "$root" cat-file -e "$COMMIT^{commit}" 2>/dev/null; then
 	# A shallow clone: fetch the one commit.
 	git -C "$root" fetch --quiet --depth=1 origin "$COMMIT"
 fi
+mkdir -p "$root/target"
 build=$(mktemp -d "$root/target/layout1-build.XXXXXX")
 trap 'rm -rf "$build"' EXIT
 mkdir -p "$build/src"
