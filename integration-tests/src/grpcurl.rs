@@ -22,14 +22,21 @@ pub fn binary() -> String {
     // named by the source's size and mtime so a new grpcurl gets a new copy;
     // a copy per process left 22 MB behind per test.
     let meta = std::fs::metadata(bin).expect("grpcurl binary");
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     let copy = format!(
         "/tmp/telegen-test-grpcurl-{}-{}",
         meta.len(),
         mtime.map_or(0, |d| d.as_secs())
     );
     if !std::path::Path::new(&copy).exists() {
-        let tmp = format!("{copy}.{}.{:?}", std::process::id(), std::thread::current().id());
+        let tmp = format!(
+            "{copy}.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        );
         std::fs::copy(bin, &tmp).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
