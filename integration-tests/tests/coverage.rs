@@ -23,11 +23,12 @@ fn inner() -> Vec<u8> {
     frames::ipv4_udp(100)
 }
 
-/// ERSPAN II frames of tunnel `key` over an IPv4 underlay, one per `seqs`.
-fn v4_tunnel(key: u32, seqs: &[u32]) -> Vec<Vec<u8>> {
+/// ERSPAN II frames of tunnel `key`, one per `seqs`, in the underlay
+/// `outer` wraps them in.
+fn tunnel(outer: fn(&[u8]) -> Vec<u8>, key: u32, seqs: &[u32]) -> Vec<Vec<u8>> {
     seqs.iter()
         .map(|&s| {
-            ipv4_gre(&concat(&[
+            outer(&concat(&[
                 &gre_numbered(Some(key), s, ERSPAN2),
                 &erspan2_header(),
                 &inner(),
@@ -36,17 +37,12 @@ fn v4_tunnel(key: u32, seqs: &[u32]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The same over an IPv6 underlay.
+fn v4_tunnel(key: u32, seqs: &[u32]) -> Vec<Vec<u8>> {
+    tunnel(ipv4_gre, key, seqs)
+}
+
 fn v6_tunnel(key: u32, seqs: &[u32]) -> Vec<Vec<u8>> {
-    seqs.iter()
-        .map(|&s| {
-            ipv6_gre(&concat(&[
-                &gre_numbered(Some(key), s, ERSPAN2),
-                &erspan2_header(),
-                &inner(),
-            ]))
-        })
-        .collect()
+    tunnel(ipv6_gre, key, seqs)
 }
 
 /// The coverage a plain, unsampled, unexported job should show.
